@@ -1,0 +1,47 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from vla.cli import ConfigError, apply_overrides, describe, parse_overrides
+
+
+@dataclass(frozen=True)
+class Head:
+    num_layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class Run:
+    steps: int = 10
+    name: str = "run"
+    cameras: tuple[str, ...] = ("left", "right")
+    bf16: bool = False
+    resume: str | None = None
+    head: Head = field(default_factory=Head)
+
+
+def test_flags_set_nested_fields_by_type():
+    overrides = parse_overrides(["--steps", "5", "--head.num-layers=4", "--bf16", "--cameras", "left,wrist"])
+    run = apply_overrides(Run(), overrides)
+    assert run == Run(steps=5, bf16=True, cameras=("left", "wrist"), head=Head(num_layers=4))
+
+
+def test_none_and_unchanged_fields():
+    run = apply_overrides(Run(resume="x"), parse_overrides(["--resume", "none"]))
+    assert run.resume is None and run.head == Head()
+
+
+def test_unknown_flag_suggests_the_closest():
+    with pytest.raises(ConfigError, match=r"unknown option --stesp \(did you mean 'steps'\?\)"):
+        apply_overrides(Run(), parse_overrides(["--stesp", "3"]))
+
+
+def test_bad_value_names_the_flag_and_type():
+    with pytest.raises(ConfigError, match="--steps expects int; got 'many'"):
+        apply_overrides(Run(), parse_overrides(["--steps", "many"]))
+
+
+def test_describe_lists_every_flag():
+    text = describe(Run())
+    assert "--head.num-layers 2" in text and "--resume None" in text

@@ -1,0 +1,126 @@
+"""Open a dataset with validation, and the training view: per-sample dicts with a normalized 16-step action chunk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla.data.normalize import Normalizer
+from vla.data.schema import DEFAULT_REPO_ID, DatasetSpec, check_task_names, image_shape, read_sidecar, validate_info
+from vla.data.stats import read_numeric_columns
+from vla.data.transforms import ImageAugConfig, ImageTransform
+from vla.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
+
+
+def _episode_task_names(root: Path, info: dict) -> dict[int, str]:
+    """Task name per episode: from our sidecar when present, else the episode's instruction itself."""
+    sidecar = read_sidecar(root)
+    names = {int(k): v["task_name"] for k, v in sidecar.get("episodes", {}).items() if v.get("task_name")}
+    if len(names) == info.get("total_episodes"):
+        return names
+    import pyarrow.parquet as pq
+
+    out = {}
+    for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
+        for row in pq.read_table(path, columns=["episode_index", "tasks"]).to_pylist():
+            out[row["episode_index"]] = row["tasks"][0]
+    return out
+
+
+def validate_dataset(root: str | Path, embodiment: str = "robocasa_panda_omron", fps: int = FPS) -> dict:
+    """Check a dataset folder against the contract; returns its info.json. Errors name the key and the expectation."""
+    root = Path(root)
+    info_path = root / "meta" / "info.json"
+    if not info_path.exists():
+        raise ValueError(f"{root}: not a LeRobot v3.0 dataset (missing meta/info.json)")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{root}: meta/info.json is not valid JSON ({e})") from None
+    if info.get("codebase_version") != "v3.0":
+        raise ValueError(f"{root}: codebase_version is {info.get('codebase_version')!r}, expected 'v3.0'")
+    validate_info(info, DatasetSpec(embodiment=embodiment, fps=fps), where=str(root))
+    if info.get("total_episodes", 0) == 0:
+        raise ValueError(f"{root}: dataset has no episodes")
+    cols = read_numeric_columns(root)
+    for key in (STATE_KEY, ACTION_KEY):
+        bad = ~np.isfinite(cols[key])
+        if bad.any():
+            row = int(np.argwhere(bad.any(1))[0, 0])
+            raise ValueError(
+                f"{root}: key {key!r} has NaN/inf (first at episode {int(cols['episode_index'][row])}, "
+                f"frame {int(cols['frame_index'][row])}); expected finite float32"
+            )
+    return info
+
+
+def open_dataset(root: str | Path, *, embodiment: str = "robocasa_panda_omron", tasks=None,
+                 delta_timestamps: dict | None = None, repo_id: str = DEFAULT_REPO_ID):
+    """Validate a local dataset and return lerobot's LeRobotDataset (optionally only episodes of `tasks`)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = Path(root)
+    info = validate_dataset(root, embodiment)
+    episodes = None
+    if tasks is not None:
+        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+        names = _episode_task_names(root, info)
+        check_task_names(tasks, sorted(set(names.values())))
+        episodes = sorted(i for i, n in names.items() if n in tasks)
+    return LeRobotDataset(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how the trainer sees it."""
+
+    root: str = "data/demos"
+    embodiment: str = "robocasa_panda_omron"
+    tasks: tuple[str, ...] | None = None
+    action_horizon: int = ACTION_HORIZON
+    augment: ImageAugConfig = field(default_factory=ImageAugConfig)
+
+
+class TrainingDataset(torch.utils.data.Dataset):
+    """Samples for the trainer: images uint8 (V,H,W,3), instruction, normalized state and action chunk, pad mask."""
+
+    def __init__(self, config: DataConfig, normalizer: Normalizer | None = None, train: bool = True):
+        self.config = config
+        self.robot = get_embodiment(config.embodiment)
+        horizon = [i / FPS for i in range(config.action_horizon)]
+        self.lerobot = open_dataset(config.root, embodiment=config.embodiment, tasks=config.tasks,
+                                    delta_timestamps={ACTION_KEY: horizon})
+        self.normalizer = normalizer or Normalizer.from_dataset(config.root, config.embodiment)
+        self.transform = ImageTransform(config.augment, train=train)
+        self.image_size = image_shape(self.lerobot.meta.features[IMAGE_KEYS[0]])[0]
+
+    def __len__(self) -> int:
+        return len(self.lerobot)
+
+    def __getitem__(self, idx: int) -> dict:
+        item = self.lerobot[idx]
+        # lerobot decodes PNGs to float CHW in [0, 1]; k/255 round-trips exactly back to uint8.
+        views = torch.stack([(item[k] * 255).round().to(torch.uint8).permute(1, 2, 0) for k in IMAGE_KEYS])
+        return {
+            "images": self.transform(views),
+            "instruction": item["task"],
+            "state": torch.as_tensor(self.normalizer.normalize_state(item[STATE_KEY].float()), dtype=torch.float32),
+            "action": torch.as_tensor(self.normalizer.normalize_action(item[ACTION_KEY].float()), dtype=torch.float32),
+            "action_is_pad": item[f"{ACTION_KEY}_is_pad"].bool(),
+            "episode_index": item["episode_index"].long(),
+            "frame_index": item["frame_index"].long(),
+            "embodiment_id": torch.tensor(self.robot.id, dtype=torch.long),
+        }
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack tensors along a new batch dimension; strings become lists."""
+    out = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else list(values)
+    return out

@@ -1,0 +1,134 @@
+"""The dataset contract as LeRobot features, and checks that a dataset on disk matches it (no torch import)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vla.embodiments import (
+    ACTION_KEY,
+    FPS,
+    IMAGE_KEYS,
+    IMAGE_SIZE,
+    STATE_KEY,
+    Embodiment,
+    did_you_mean,
+    get_embodiment,
+)
+
+# Task names and their v0.2 instructions (REFERENCE.md section 2); PnPCabToCounter's names its object.
+TASK_INSTRUCTIONS = {
+    "CoffeePressButton": "press the button on the coffee machine to serve coffee",
+    "TurnOffMicrowave": "press the stop button on the microwave",
+    "PnPCabToCounter": "pick the {obj} from the cabinet and place it on the counter",
+}
+KNOWN_TASKS = tuple(TASK_INSTRUCTIONS)
+
+# Our own sidecar beside LeRobot's meta files: embodiment, source and per-episode task names / seeds.
+SIDECAR_PATH = "meta/vla.json"
+# Exact per-key statistics for state and action (LeRobot's stats.json averages per-episode quantiles).
+NORM_STATS_PATH = "meta/norm_stats.json"
+DEFAULT_REPO_ID = "local/vla-demos"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset holds: embodiment, image size and frame rate."""
+
+    embodiment: str = "robocasa_panda_omron"
+    image_size: int = IMAGE_SIZE
+    fps: int = FPS
+
+    @property
+    def robot(self) -> Embodiment:
+        return get_embodiment(self.embodiment)
+
+
+def dim_names(robot: Embodiment, which: str) -> list[str]:
+    """Per-dimension names ('eef_delta_pos.0', ...) from the embodiment layout."""
+    layout = robot.state_layout if which == "state" else robot.action_layout
+    return [f"{part.name}.{i}" for part in layout for i in range(part.width)]
+
+
+def lerobot_features(spec: DatasetSpec) -> dict:
+    """LeRobot feature dict for the contract: three images, state and action."""
+    robot = spec.robot
+    side = spec.image_size
+    features = {
+        key: {"dtype": "image", "shape": (side, side, 3), "names": ["height", "width", "channels"]}
+        for key in IMAGE_KEYS
+    }
+    features[STATE_KEY] = {"dtype": "float32", "shape": (robot.state_dim,), "names": dim_names(robot, "state")}
+    features[ACTION_KEY] = {"dtype": "float32", "shape": (robot.action_dim,), "names": dim_names(robot, "action")}
+    return features
+
+
+def check_task_names(names, available) -> None:
+    """Fail with the valid names when a requested task name is not in `available`."""
+    available = list(available)
+    for name in names:
+        if name not in available:
+            raise ValueError(
+                f"unknown task {name!r}{did_you_mean(name, available)}; valid: {', '.join(available) or '(none)'}"
+            )
+
+
+def image_shape(feature: dict) -> tuple[int, int, int]:
+    """(H, W, 3) of an image feature whether LeRobot stored it HWC or CHW."""
+    shape = tuple(feature["shape"])
+    if len(shape) == 3 and shape[-1] == 3:
+        return shape
+    if len(shape) == 3 and shape[0] == 3:
+        return (shape[1], shape[2], 3)
+    return shape
+
+
+def validate_info(info: dict, spec: DatasetSpec, where: str = "dataset") -> None:
+    """Check info.json against the contract; the error names the key and what was expected."""
+    robot = spec.robot
+    if info.get("fps") != spec.fps:
+        raise ValueError(f"{where}: fps is {info.get('fps')}, expected {spec.fps}")
+    features = info.get("features", {})
+    for key in IMAGE_KEYS:
+        if key not in features:
+            raise ValueError(f"{where}: missing key {key!r}; expected an image HxWx3 (keys: {', '.join(IMAGE_KEYS)})")
+        ft = features[key]
+        if ft.get("dtype") not in ("image", "video"):
+            raise ValueError(f"{where}: key {key!r} has dtype {ft.get('dtype')!r}, expected 'image' or 'video'")
+        shape = image_shape(ft)
+        if len(shape) != 3 or shape[-1] != 3:
+            raise ValueError(f"{where}: key {key!r} has shape {tuple(ft['shape'])}, expected (H, W, 3)")
+    sizes = {image_shape(features[k])[:2] for k in IMAGE_KEYS}
+    if len(sizes) != 1:
+        raise ValueError(f"{where}: cameras differ in size {sorted(sizes)}, expected one size for {IMAGE_KEYS}")
+    for key, dim in ((STATE_KEY, robot.state_dim), (ACTION_KEY, robot.action_dim)):
+        if key not in features:
+            raise ValueError(f"{where}: missing key {key!r}; expected float32 ({dim},) for {robot.name}")
+        ft = features[key]
+        if ft.get("dtype") != "float32" or tuple(ft.get("shape", ())) != (dim,):
+            raise ValueError(
+                f"{where}: key {key!r} is {ft.get('dtype')} {tuple(ft.get('shape', ()))}, "
+                f"expected float32 ({dim},) for {robot.name}"
+            )
+
+
+def read_sidecar(root: Path) -> dict:
+    """Our meta/vla.json, or an empty record when the dataset came from elsewhere."""
+    path = Path(root) / SIDECAR_PATH
+    if not path.exists():
+        return {"episodes": {}, "rejected": []}
+    return json.loads(path.read_text())
+
+
+def atomic_write_json(path: Path, data) -> None:
+    """Write JSON via a temporary file and rename, so a crash leaves the old or the new file, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

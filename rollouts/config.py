@@ -1,0 +1,77 @@
+"""Rollout configuration: one frozen dataclass, every field a command-line flag (`--num-envs 2`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from policies.action_queue import ExecutionConfig
+from vla.embodiments import ACTION_HORIZON
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """What to evaluate, on which episodes, and how to run it."""
+
+    task: str = "all"  # a task name or "all"
+    policy: Literal["vla", "expert"] = "vla"  # expert: the scripted privileged-state experts (sanity check)
+    checkpoint: str = "latest"  # a checkpoint dir, a run dir (its newest) or "latest" (newest under checkpoints/runs)
+    compare: tuple[str, ...] = ()  # two checkpoints: the backbone ablation (`--compare A B`)
+    episodes: int = 50  # per task and seed
+    seeds: int = 1  # evaluation seeds: base seeds seed, seed+1, ...; each gives its own fixed episode set
+    seed: int = 0
+    num_envs: int = 1  # env worker processes stepping in lock-step
+    backend: Literal["builtin", "robocasa"] = "builtin"
+    image_size: int = 256
+    horizon: int = 0  # 0: each task's own horizon; > 0 caps episodes (smoke runs, tests)
+    execute_mode: Literal["chunk", "ensemble"] = "chunk"
+    execute_steps: int = 8  # chunk: actions run from each 16-step chunk; ensemble: steps between chunks
+    ensemble_coeff: float = 0.01  # ACT weights exp(-coeff * i), i = 0 the oldest prediction
+    device: str = "auto"  # policy device: auto = cuda when available
+    video: bool = False
+    out_dir: str = ""  # default outputs/rollouts/<run name>
+    step_timeout_s: float = 60.0  # a worker silent this long on a step is hung: restarted, episode rerun
+    reset_timeout_s: float = 300.0  # first reset builds the env (slow), hence longer
+    max_reruns: int = 2  # an episode whose worker dies more often is recorded as an error
+    progress: bool = True
+    # Test-only fault injection: "crash:<episode>:<step>" or "hang:<episode>:<step>" fires once (first attempt).
+    fault: str = ""
+
+    def execution(self) -> ExecutionConfig:
+        return ExecutionConfig(mode=self.execute_mode, execute_steps=self.execute_steps, ensemble_coeff=self.ensemble_coeff)
+
+    def result_fingerprint(self, policy_id: str) -> str:
+        """Short hash of everything that changes an episode's outcome (not how many episodes or workers)."""
+        relevant = {
+            "policy": policy_id,
+            "backend": self.backend,
+            "image_size": self.image_size,
+            "horizon": self.horizon,
+            **({} if self.policy == "expert" else asdict(self.execution())),
+        }
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = None) -> None:
+    """One-line ValueError for settings that cannot work or make no sense."""
+    cpus = cpu_count or os.cpu_count() or 1
+    if config.episodes < 1 or config.seeds < 1:
+        raise ValueError(f"--episodes and --seeds must be >= 1; got {config.episodes} and {config.seeds}")
+    if config.num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1; got {config.num_envs}")
+    if config.num_envs > 4 * cpus:
+        raise ValueError(f"--num-envs {config.num_envs} is more than 4x the {cpus} CPU cores; use at most {4 * cpus}")
+    total = config.episodes * config.seeds * len(tasks)
+    if config.num_envs > total:
+        raise ValueError(f"--num-envs {config.num_envs} exceeds the {total} episodes to run; use at most {total}")
+    if config.image_size < 16:
+        raise ValueError(f"--image-size must be >= 16; got {config.image_size}")
+    if config.horizon < 0:
+        raise ValueError(f"--horizon must be >= 0 (0 = the task's own); got {config.horizon}")
+    if config.compare and len(config.compare) != 2:
+        raise ValueError(f"--compare takes exactly two checkpoints; got {len(config.compare)}")
+    if not 1 <= config.execute_steps <= ACTION_HORIZON:
+        raise ValueError(f"--execute-steps must be in 1..{ACTION_HORIZON} (the chunk length); got {config.execute_steps}")

@@ -1,0 +1,157 @@
+"""One evaluation: resolve tasks and policy, pick the output dir, skip finished episodes, run, summarize, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollouts.config import RolloutConfig, validate
+from rollouts.metrics import TaskSummary, summarize
+from rollouts.pool import WorkerPool
+from rollouts.report import summary_table, write_report
+from rollouts.results import EpisodeKey, ResultsLog
+from rollouts.runner import RunnerSettings, RunStats, run_episodes
+from rollouts.seeding import episode_seed
+from rollouts.worker import EpisodeSpec, WorkerSpec
+from vla.embodiments import did_you_mean
+
+OUTPUT_ROOT = Path("outputs/rollouts")
+SIM_EMBODIMENT = "robocasa_panda_omron"
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation produced."""
+
+    name: str
+    out_dir: Path
+    summaries: dict[str, TaskSummary]
+    stats: RunStats
+    skipped: int  # episodes already in the log from an earlier (interrupted) run
+
+
+def known_tasks() -> list[str]:
+    """Task names from the env registry."""
+    import envs
+
+    return list(envs.list_tasks()) if hasattr(envs, "list_tasks") else list(envs.TASKS)
+
+
+def resolve_tasks(task: str) -> list[str]:
+    """'all' or one task name -> task list; an unknown name is a one-line error with the valid ones."""
+    tasks = known_tasks()
+    if task == "all":
+        return tasks
+    if task not in tasks:
+        raise ValueError(f"unknown task {task!r}{did_you_mean(task, tasks)}; valid: {', '.join(tasks)}, all")
+    return [task]
+
+
+def episode_specs(tasks: list[str], config: RolloutConfig) -> list[EpisodeSpec]:
+    """Every episode of the run, ordered task by task (so a worker keeps one scene built)."""
+    return [
+        EpisodeSpec(task, base, i, episode_seed(base, task, i))
+        for task in tasks
+        for base in range(config.seed, config.seed + config.seeds)
+        for i in range(config.episodes)
+    ]
+
+
+def load_policy(config: RolloutConfig, checkpoint: str):
+    """(policy or None for experts, a stable id for the output dir name, a short display name)."""
+    if config.policy == "expert":
+        return None, "expert", "expert"
+    from checkpoints.format import resolve_checkpoint
+    from policies.vla_policy import VLAPolicy
+
+    path = resolve_checkpoint(checkpoint).resolve()
+    policy = VLAPolicy.from_checkpoint(path, device=None if config.device == "auto" else config.device,
+                                       execution=config.execution())
+    policy.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
+    return policy, str(path), f"{path.parent.name}-{path.name}"
+
+
+def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_override=None, env_factory: str = "envs:make",
+             expert_factory: str = "policies.experts:make_expert", tasks: list[str] | None = None) -> Evaluation:
+    """Run (or resume) one policy's evaluation; results land in <out_dir>/episodes.jsonl as they finish."""
+    tasks = tasks or resolve_tasks(config.task)
+    validate(config, tasks)
+    if policy_override is not None:
+        policy, policy_id, display = policy_override
+    else:
+        policy, policy_id, display = load_policy(config, checkpoint or config.checkpoint)
+    name = f"{display}-{config.backend}-{config.result_fingerprint(policy_id)}"
+    out_dir = Path(config.out_dir) if config.out_dir else OUTPUT_ROOT / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_settings(out_dir, config, policy_id)
+    log = ResultsLog(out_dir / "episodes.jsonl")
+    specs = episode_specs(tasks, config)
+    todo = [s for s in specs if not log.is_done(EpisodeKey(s.task, s.base_seed, s.index))]
+    skipped = len(specs) - len(todo)
+    if skipped:
+        print(f"resuming {out_dir}: {skipped} of {len(specs)} episodes already done", file=sys.stderr)
+    stats = RunStats()
+    if todo:
+        worker_spec = WorkerSpec(
+            backend=config.backend, image_size=config.image_size, horizon=config.horizon,
+            render=policy is not None or config.video, expert=policy is None, send_obs=policy is not None,
+            video_dir=str(out_dir / "videos") if config.video else "", env_factory=env_factory,
+            expert_factory=expert_factory, fault=config.fault,
+        )
+        settings = RunnerSettings(execution=config.execution(), step_timeout_s=config.step_timeout_s,
+                                  reset_timeout_s=config.reset_timeout_s, max_reruns=config.max_reruns,
+                                  video_dir=worker_spec.video_dir)
+        with _progress(len(todo), display, config.progress) as on_record, \
+                WorkerPool(min(config.num_envs, len(todo)), worker_spec) as pool:
+            stats = run_episodes(todo, pool, log, policy, settings, on_record=on_record)
+    wanted = {(s.task, s.base_seed, s.index) for s in specs}
+    records = [r for r in log.as_dicts() if (r["task"], r["base_seed"], r["index"]) in wanted]
+    summaries = summarize(records, tasks)
+    meta = {"policy": policy_id, "backend": config.backend, "episodes_per_seed": config.episodes,
+            "seeds": list(range(config.seed, config.seed + config.seeds)), "image_size": config.image_size,
+            "execution": dataclasses.asdict(config.execution()) if policy is not None else "expert"}
+    write_report(out_dir, summaries, title=display, meta=meta)
+    return Evaluation(name, out_dir, summaries, stats, skipped)
+
+
+def _write_settings(out_dir: Path, config: RolloutConfig, policy_id: str) -> None:
+    path = out_dir / "rollout_config.json"
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp.write_text(json.dumps({"policy_id": policy_id, **dataclasses.asdict(config)}, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class _progress:
+    """tqdm bar advanced per finished episode, showing the running success rate; a no-op when disabled."""
+
+    def __init__(self, total: int, name: str, enabled: bool):
+        self.total, self.name, self.enabled = total, name, enabled
+        self.done = self.ok = 0
+
+    def __enter__(self):
+        self.bar = None
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.name, unit="ep", dynamic_ncols=True, file=sys.stderr)
+        return self.update
+
+    def update(self, record) -> None:
+        self.done += 1
+        self.ok += bool(record.success)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{record.task} ok {self.ok}/{self.done}", refresh=False)
+            self.bar.update(1)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_summary(evaluation: Evaluation) -> None:
+    print(f"\n{evaluation.name}  ->  {evaluation.out_dir}")
+    print(summary_table(evaluation.summaries))

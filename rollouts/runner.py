@@ -1,0 +1,166 @@
+"""The lock-step episode runner: workers step their envs, the main process batches one policy call per round."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from policies.action_queue import ActionQueue, ExecutionConfig
+from policies.base import ChunkPolicy
+from rollouts.pool import WorkerPool
+from rollouts.results import EpisodeRecord, ResultsLog
+from rollouts.worker import EpisodeSpec
+
+
+class PolicyError(RuntimeError):
+    """The policy raised or returned unusable actions; the run stops, finished episodes stay in the log."""
+
+
+@dataclass
+class RunStats:
+    """Where the wall time went: policy inference, env stepping (slowest worker per round) and the rest."""
+
+    wall_s: float = 0.0
+    policy_s: float = 0.0
+    env_s: float = 0.0
+    rounds: int = 0
+    policy_calls: int = 0
+    episodes: int = 0
+    env_steps: int = 0
+    restarts: int = 0
+
+    @property
+    def overhead_s(self) -> float:
+        return max(0.0, self.wall_s - self.policy_s - self.env_s)
+
+
+@dataclass
+class _Slot:
+    spec: EpisodeSpec
+    started: float
+    queue: ActionQueue | None
+    obs: dict | None = None
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Per-run knobs of the runner (the rest lives in the pool's WorkerSpec)."""
+
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    step_timeout_s: float = 60.0
+    reset_timeout_s: float = 300.0
+    max_reruns: int = 2
+    video_dir: str = ""
+
+
+def stack_observations(observations: list[dict]) -> dict:
+    """Per-env observation dicts -> one batched dict (arrays gain a leading dim, strings become a list)."""
+    out = {}
+    for key, value in observations[0].items():
+        values = [o[key] for o in observations]
+        out[key] = list(values) if isinstance(value, str) else np.stack(values)
+    return out
+
+
+def run_episodes(
+    episodes: list[EpisodeSpec],
+    pool: WorkerPool,
+    log: ResultsLog,
+    policy: ChunkPolicy | None,
+    settings: RunnerSettings = RunnerSettings(),
+    on_record=None,
+) -> RunStats:
+    """Run every episode through the pool (policy None: the workers' experts act); each record is logged as it ends."""
+    stats = RunStats()
+    todo = deque(episodes)
+    active: dict[int, _Slot] = {}
+    start_wall = time.perf_counter()
+    restarts_before = pool.restarts
+    chunk_size = getattr(policy, "chunk_size", None)
+
+    def assign(worker: int) -> None:
+        if not todo:
+            return
+        spec = todo.popleft()
+        queue = ActionQueue(settings.execution, chunk_size=chunk_size) if policy is not None else None
+        active[worker] = _Slot(spec, time.perf_counter(), queue)
+        pool.request(worker, ("reset", spec), settings.reset_timeout_s)
+
+    def finish(worker: int, success: bool, steps: int, error: str = "") -> None:
+        slot = active.pop(worker)
+        s = slot.spec
+        video = f"{settings.video_dir}/{s.task}/seed{s.base_seed}_ep{s.index:04d}.mp4" if settings.video_dir and not error else ""
+        record = EpisodeRecord(task=s.task, base_seed=s.base_seed, index=s.index, seed=s.seed, success=success,
+                               steps=steps, time_s=round(time.perf_counter() - slot.started, 3), worker=worker,
+                               reruns=s.attempt, error=error, video=video)
+        log.append(record)
+        stats.episodes += 1
+        if on_record is not None:
+            on_record(record)
+
+    for worker in range(len(pool)):
+        assign(worker)
+    try:
+        while active:
+            replies = pool.gather()
+            stats.rounds += 1
+            env_times = []
+            waiting: list[int] = []
+            for worker, reply in sorted(replies.items()):
+                slot = active[worker]
+                if reply[0] == "failed":
+                    if slot.spec.attempt >= settings.max_reruns:
+                        finish(worker, False, 0, error=reply[1])
+                    else:
+                        # Rerun from its initial state: a partial episode is not comparable to a whole one.
+                        active.pop(worker)
+                        todo.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
+                    assign(worker)
+                    continue
+                env_times.append(reply[-1])
+                if reply[0] == "step":
+                    stats.env_steps += 1
+                    _, obs, done, success, steps, _ = reply
+                    if done:
+                        finish(worker, success, steps)
+                        assign(worker)
+                        continue
+                else:
+                    obs = reply[1]
+                slot.obs = obs
+                waiting.append(worker)
+            stats.env_s += max(env_times, default=0.0)
+            actions = _act(policy, [active[w] for w in waiting], stats) if waiting else []
+            for worker, action in zip(waiting, actions):
+                pool.request(worker, ("step", action), settings.step_timeout_s)
+    finally:
+        stats.wall_s = time.perf_counter() - start_wall
+        stats.restarts = pool.restarts - restarts_before
+    return stats
+
+
+def _act(policy: ChunkPolicy | None, slots: list[_Slot], stats: RunStats) -> list[np.ndarray | None]:
+    """One action per waiting env; envs whose queue ran dry share one batched chunk prediction."""
+    if policy is None:
+        return [None] * len(slots)
+    hungry = [s for s in slots if s.queue.needs_chunk()]
+    if hungry:
+        start = time.perf_counter()
+        try:
+            chunks = np.asarray(policy.predict_action_chunk(stack_observations([s.obs for s in hungry])))
+        except Exception as exc:
+            episodes = ", ".join(f"{s.spec.task}#{s.spec.index}" for s in hungry)
+            raise PolicyError(f"policy failed on episodes {episodes}: {type(exc).__name__}: {exc}") from exc
+        stats.policy_s += time.perf_counter() - start
+        stats.policy_calls += 1
+        if chunks.ndim != 3 or len(chunks) != len(hungry):
+            raise PolicyError(f"policy returned shape {chunks.shape} for a batch of {len(hungry)}; expected (B, horizon, action_dim)")
+        if not np.isfinite(chunks).all():
+            raise PolicyError("policy returned non-finite (NaN/inf) actions")
+        for slot, chunk in zip(hungry, chunks):
+            slot.queue.push(chunk.astype(np.float32))
+    return [s.queue.pop() for s in slots]

@@ -1,0 +1,175 @@
+"""An env worker process: owns one env (per task) and, for expert rollouts, the expert beside it.
+
+Protocol over a Pipe, one reply per request:
+  ("reset", EpisodeSpec)  -> ("obs", obs | None, env_seconds)
+  ("step", action | None) -> ("step", obs | None, done, success, steps, env_seconds)   (None: the expert acts)
+  ("close",)              -> process exits
+Any exception inside the env is replied as ("error", one-line message) so the parent can restart and rerun.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker needs to build its envs; picklable, the same for all workers of a run."""
+
+    backend: str = "builtin"
+    image_size: int = 256
+    horizon: int = 0  # 0: the task's own
+    render: bool = True  # expert runs without video need no pixels
+    expert: bool = False
+    send_obs: bool = True  # the policy process needs observations; expert runs do not
+    video_dir: str = ""
+    env_factory: str = "envs:make"
+    expert_factory: str = "policies.experts:make_expert"
+    fault: str = ""  # test-only, see RolloutConfig.fault
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to run: its identity, its seed and which attempt this is."""
+
+    task: str
+    base_seed: int
+    index: int
+    seed: int
+    attempt: int = 0
+
+
+def load_callable(path: str):
+    """'package.module:function' -> the function."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _parse_fault(fault: str) -> tuple[str, int, int] | None:
+    if not fault:
+        return None
+    kind, episode, step = fault.split(":")
+    if kind not in ("crash", "hang"):
+        raise ValueError(f"fault must be crash:<episode>:<step> or hang:<episode>:<step>; got {fault!r}")
+    return kind, int(episode), int(step)
+
+
+class _Episode:
+    """The worker-side state of the running episode."""
+
+    def __init__(self, spec: EpisodeSpec, env, expert, max_steps: int, video):
+        self.spec, self.env, self.expert, self.max_steps, self.video = spec, env, expert, max_steps, video
+        self.steps = 0
+        self.obs: dict | None = None
+
+
+def _task_horizon(env, task: str, override: int) -> int:
+    if override > 0:
+        return override
+    for source in (getattr(env, "horizon", None), getattr(getattr(env, "unwrapped", None), "horizon", None),
+                   getattr(getattr(env, "spec", None), "max_episode_steps", None)):
+        if source:
+            return int(source)
+    import envs
+
+    return int(envs.TASKS[task].horizon)
+
+
+def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
+    """Serve reset/step requests until told to close or the pipe breaks."""
+    # Each worker is one core's worth of simulation; torch/BLAS threads would only fight the other workers.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    make_env = load_callable(spec.env_factory)
+    make_expert = load_callable(spec.expert_factory) if spec.expert else None
+    fault = _parse_fault(spec.fault)
+    envs: dict[str, object] = {}
+    episode: _Episode | None = None
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if message[0] == "close":
+            break
+        start = time.perf_counter()
+        try:
+            if message[0] == "reset":
+                if episode is not None and episode.video is not None:
+                    episode.video.discard()
+                episode = _reset(message[1], spec, envs, make_env, make_expert, worker_id)
+                conn.send(("obs", _outgoing(episode.obs, spec), time.perf_counter() - start))
+            elif message[0] == "step":
+                if episode is None:
+                    raise RuntimeError("step before reset")
+                if fault and episode.spec.attempt == 0 and episode.spec.index == fault[1] and episode.steps == fault[2]:
+                    if fault[0] == "crash":
+                        os._exit(17)
+                    time.sleep(10**6)
+                done, success = _step(episode, message[1])
+                conn.send(("step", _outgoing(episode.obs, spec), done, success, episode.steps, time.perf_counter() - start))
+                if done:
+                    episode = None
+            else:
+                raise ValueError(f"unknown request {message[0]!r}")
+        except Exception as exc:  # reported, not raised: the parent decides to restart and rerun
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            conn.send(("error", f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
+    for env in envs.values():
+        try:
+            env.close()
+        except Exception:
+            pass
+
+
+def _reset(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expert, worker_id: int) -> _Episode:
+    if spec.task not in envs:
+        # One env per task, kept across episodes: building a scene costs far more than resetting it.
+        kwargs = dict(backend=wspec.backend, image_size=wspec.image_size, render=wspec.render)
+        if wspec.horizon:
+            kwargs["horizon"] = wspec.horizon
+        envs[spec.task] = make_env(spec.task, **kwargs)
+    env = envs[spec.task]
+    obs, _ = env.reset(seed=spec.seed)
+    expert = None
+    if make_expert is not None:
+        expert = make_expert(spec.task, env, seed=spec.seed)
+        expert.reset()
+    video = None
+    if wspec.video_dir:
+        from rollouts.video import EpisodeVideo
+
+        path = Path(wspec.video_dir) / spec.task / f"seed{spec.base_seed}_ep{spec.index:04d}.mp4"
+        video = EpisodeVideo(path, str(obs.get("task", spec.task)))
+        video.add(obs, 0)
+    episode = _Episode(spec, env, expert, _task_horizon(env, spec.task, wspec.horizon), video)
+    episode.obs = obs
+    return episode
+
+
+def _step(episode: _Episode, action) -> tuple[bool, bool]:
+    if action is None:
+        if episode.expert is None:
+            raise RuntimeError("no action sent and this worker runs no expert")
+        action = episode.expert.select_action(episode.obs)
+    obs, _, terminated, truncated, info = episode.env.step(np.asarray(action, dtype=np.float32))
+    episode.steps += 1
+    episode.obs = obs
+    success = bool(info.get("success", False))
+    # Stop at first success, as RoboCasa's evaluation does; later steps cannot change the outcome.
+    done = success or bool(terminated) or bool(truncated) or episode.steps >= episode.max_steps
+    if episode.video is not None:
+        episode.video.add(obs, episode.steps)
+        if done:
+            episode.video.finish(success, episode.steps)
+    return done, success
+
+
+def _outgoing(obs: dict | None, spec: WorkerSpec) -> dict | None:
+    return obs if spec.send_obs else None

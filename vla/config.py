@@ -1,0 +1,157 @@
+"""Model configuration: frozen dataclasses for the backbone, the action head and the whole VLA, plus named presets.
+
+Torch-free so CLIs, data code and checkpoint validation can read a config without importing the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from vla.embodiments import ACTION_HORIZON, MAX_ACTION_DIM, MAX_EMBODIMENTS, MAX_STATE_DIM, did_you_mean
+
+TINY_BACKBONE = "tiny"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Which Qwen3-VL to load, where to cut it, what to train and how images enter it."""
+
+    name_or_path: str = TINY_BACKBONE  # "tiny" (random, built offline) or a Qwen3-VL directory / hub id
+    select_layer: int = 12  # keep LLM layers [0, select_layer); features = pre-final-norm output of the last kept one
+    tune_llm: bool = False
+    tune_visual: bool = False
+    tune_top_llm_layers: int = 0  # train only the last N kept LLM layers (ignored when tune_llm)
+    dtype: str = "auto"  # "auto": bfloat16 on CUDA, float32 on CPU
+    image_size: int = 224  # views are resized to image_size^2 before the Qwen image processor (multiple of 32)
+    seed: int = 0  # tiny backbone weights are a function of this seed only
+    attn_implementation: str = "sdpa"
+
+    def __post_init__(self):
+        if self.select_layer < 1:
+            raise ValueError(f"select_layer must be >= 1, got {self.select_layer}")
+        if self.image_size % 32 or self.image_size < 32:
+            raise ValueError(f"image_size must be a positive multiple of 32 (patch 16 x merge 2), got {self.image_size}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}{did_you_mean(self.dtype, DTYPES)}; valid: {', '.join(DTYPES)}")
+        if self.tune_top_llm_layers < 0:
+            raise ValueError(f"tune_top_llm_layers must be >= 0, got {self.tune_top_llm_layers}")
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.name_or_path == TINY_BACKBONE
+
+    @property
+    def frozen(self) -> bool:
+        return not (self.tune_llm or self.tune_visual or self.tune_top_llm_layers)
+
+
+@dataclass(frozen=True)
+class ActionHeadConfig:
+    """GR00T-N1.5-style flow-matching DiT head (REFERENCE.md section 3); defaults are the N1.5 sizes."""
+
+    backbone_dim: int = 2048  # width of the backbone features (the VL tokens)
+    input_embedding_dim: int = 1536  # DiT width; must equal num_heads * head_dim
+    hidden_size: int = 1024  # state-encoder hidden, DiT output and decoder width
+    num_layers: int = 16  # DiT blocks: even ones cross-attend to VL tokens, odd ones self-attend
+    num_heads: int = 32
+    head_dim: int = 48
+    vl_layers: int = 4  # pre-LN self-attention blocks over the VL tokens
+    vl_heads: int = 32
+    vl_head_dim: int = 64  # vl_heads * vl_head_dim must equal backbone_dim
+    dropout: float = 0.2
+    timestep_embed_dim: int = 256
+    num_future_tokens: int = 32
+    max_seq_len: int = 1024  # learned position table for action tokens
+    max_state_dim: int = MAX_STATE_DIM
+    max_action_dim: int = MAX_ACTION_DIM
+    action_horizon: int = ACTION_HORIZON
+    num_embodiments: int = MAX_EMBODIMENTS
+    num_timestep_buckets: int = 1000
+    noise_beta_alpha: float = 1.5
+    noise_beta_beta: float = 1.0
+    noise_s: float = 0.999
+    num_inference_steps: int = 4
+
+    def __post_init__(self):
+        if self.num_heads * self.head_dim != self.input_embedding_dim:
+            raise ValueError(
+                f"num_heads * head_dim ({self.num_heads} * {self.head_dim}) must equal "
+                f"input_embedding_dim ({self.input_embedding_dim})"
+            )
+        if self.vl_heads * self.vl_head_dim != self.backbone_dim:
+            raise ValueError(
+                f"vl_heads * vl_head_dim ({self.vl_heads} * {self.vl_head_dim}) must equal backbone_dim ({self.backbone_dim})"
+            )
+        if self.num_layers < 1 or self.num_inference_steps < 1 or self.action_horizon < 1:
+            raise ValueError("num_layers, num_inference_steps and action_horizon must be >= 1")
+        if self.action_horizon > self.max_seq_len:
+            raise ValueError(f"action_horizon {self.action_horizon} exceeds max_seq_len {self.max_seq_len}")
+
+
+@dataclass(frozen=True)
+class VLAConfig:
+    """Backbone + head; the whole model is rebuilt from this (plus weights)."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
+
+    def to_dict(self) -> dict:
+        """JSON-able nested dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VLAConfig:
+        """Inverse of to_dict; unknown keys are an error (they mean a config from another version)."""
+        return cls(backbone=_build(BackboneConfig, data.get("backbone", {})), head=_build(ActionHeadConfig, data.get("head", {})))
+
+    def replace(self, **changes) -> VLAConfig:
+        """Copy with top-level fields replaced (e.g. backbone=dataclasses.replace(cfg.backbone, ...))."""
+        return dataclasses.replace(self, **changes)
+
+
+def _build(cls, data: dict):
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ValueError(f"unknown {cls.__name__} field {key!r}{did_you_mean(key, names)}; valid: {', '.join(sorted(names))}")
+    return cls(**data)
+
+
+# The tiny Qwen3-VL (vla/backbone.py) has text width 128 and 4 layers; cutting at 3 exercises the truncation.
+_TINY_BACKBONE = BackboneConfig(name_or_path=TINY_BACKBONE, select_layer=3, image_size=64)
+
+PRESETS: dict[str, VLAConfig] = {
+    # Tests: everything small, a few hundred K head parameters.
+    "tiny": VLAConfig(
+        backbone=_TINY_BACKBONE,
+        head=ActionHeadConfig(
+            backbone_dim=128, input_embedding_dim=64, hidden_size=64, num_layers=2, num_heads=4, head_dim=16,
+            vl_layers=1, vl_heads=4, vl_head_dim=32, timestep_embed_dim=32, num_future_tokens=4, max_seq_len=32,
+            num_embodiments=4, dropout=0.0,
+        ),
+    ),
+    # The CPU main job: same tiny backbone, a head of a few M parameters that trains in minutes.
+    "small": VLAConfig(
+        backbone=dataclasses.replace(_TINY_BACKBONE, image_size=96),
+        head=ActionHeadConfig(
+            backbone_dim=128, input_embedding_dim=256, hidden_size=256, num_layers=4, num_heads=8, head_dim=32,
+            vl_layers=2, vl_heads=4, vl_head_dim=32, timestep_embed_dim=128, num_future_tokens=8, max_seq_len=64,
+            num_embodiments=4, dropout=0.1,
+        ),
+    ),
+    # Full size (REFERENCE.md sections 3-4): Qwen3-VL-2B cut at layer 12 as in N1.5, the N1.5 head.
+    "groot-n1.5": VLAConfig(
+        backbone=BackboneConfig(name_or_path="Qwen/Qwen3-VL-2B-Instruct", select_layer=12, image_size=224),
+        head=ActionHeadConfig(),
+    ),
+}
+
+
+def get_preset(name: str) -> VLAConfig:
+    """A named preset; unknown names fail with a suggestion and the valid names."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,155 @@
+"""Both converters on tiny files written in the upstream schemas."""
+
+import json
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vla.data.convert_groot import convert_groot_lerobot
+from vla.data.convert_robocasa import CAMERA_OBS, STATE_OBS, convert_robocasa_hdf5
+from vla.data.dataset import open_dataset
+from vla.data.schema import read_sidecar
+
+
+def write_robocasa_hdf5(path, lengths=(5, 7), side=16):
+    """A robomimic file as RoboCasa v0.x writes it: data/demo_N/{actions, obs/*}, ep_meta with lang."""
+    rng = np.random.default_rng(0)
+    demos = []
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "TurnOffMicrowave", "type": 1})
+        for i, n in enumerate(lengths, start=1):
+            g = data.create_group(f"demo_{i}")
+            g.attrs["model_file"] = "<mujoco/>"
+            g.attrs["ep_meta"] = json.dumps({"lang": "press the stop button on the microwave", "layout_id": 1})
+            actions = rng.uniform(-1, 1, (n, 12)).astype(np.float64)
+            g.create_dataset("actions", data=actions)
+            obs = g.create_group("obs")
+            for c, key in enumerate(CAMERA_OBS):
+                obs.create_dataset(key, data=np.full((n, side, side, 3), 40 * (c + 1), np.uint8))
+            state = []
+            for key, width in STATE_OBS:
+                value = rng.normal(size=(n, width))
+                obs.create_dataset(key, data=value)
+                state.append(value)
+            demos.append((actions, np.concatenate(state, 1)))
+    return demos
+
+
+def test_robocasa_hdf5_converts_and_resumes(tmp_path):
+    src = tmp_path / "demo.hdf5"
+    demos = write_robocasa_hdf5(src)
+    out = tmp_path / "out"
+    assert convert_robocasa_hdf5(src, out, image_size=32) == 2
+    assert convert_robocasa_hdf5(src, out, image_size=32) == 2  # rerun skips converted demos
+    ds = open_dataset(out, tasks=["TurnOffMicrowave"])
+    assert len(ds) == 12 and ds[0]["task"] == "press the stop button on the microwave"
+    np.testing.assert_allclose(ds[5]["action"].numpy(), demos[1][0][0], atol=1e-6)
+    np.testing.assert_allclose(ds[5]["observation.state"].numpy(), demos[1][1][0], atol=1e-6)
+    assert ds[0]["observation.images.right"].shape == (3, 32, 32)
+    assert round(float(ds[0]["observation.images.right"][0, 5, 5]) * 255) == 80
+    assert [e["source_demo"] for e in read_sidecar(out)["episodes"].values()] == ["demo_1", "demo_2"]
+
+
+def test_robocasa_missing_key_is_named(tmp_path):
+    src = tmp_path / "bad.hdf5"
+    write_robocasa_hdf5(src, lengths=(3,))
+    with h5py.File(src, "a") as f:
+        del f["data/demo_1/obs/robot0_eye_in_hand_image"]
+    with pytest.raises(ValueError, match="missing 'robot0_eye_in_hand_image'"):
+        convert_robocasa_hdf5(src, tmp_path / "out", image_size=16)
+
+
+# GR00T's RoboCasa layout: state and action are concatenations whose order differs from ours.
+GROOT_MODALITY = {
+    "state": {"base_position": {"start": 0, "end": 3}, "base_rotation": {"start": 3, "end": 7},
+              "end_effector_position_relative": {"start": 7, "end": 10},
+              "end_effector_rotation_relative": {"start": 10, "end": 14}, "gripper_qpos": {"start": 14, "end": 16}},
+    "action": {"base_motion": {"start": 0, "end": 4}, "control_mode": {"start": 4, "end": 5},
+               "end_effector_position": {"start": 5, "end": 8}, "end_effector_rotation": {"start": 8, "end": 11},
+               "gripper_close": {"start": 11, "end": 12}},
+    "video": {"left_view": {"original_key": "observation.images.robot0_agentview_left"},
+              "right_view": {"original_key": "observation.images.robot0_agentview_right"},
+              "wrist_view": {"original_key": "observation.images.robot0_eye_in_hand"}},
+    "annotation": {"human.action.task_description": {}},
+}
+
+
+def write_groot_folder(root, lengths=(6, 4), side=32):
+    import av
+
+    rng = np.random.default_rng(1)
+    (root / "meta").mkdir(parents=True)
+    (root / "meta/modality.json").write_text(json.dumps(GROOT_MODALITY))
+    (root / "meta/info.json").write_text(json.dumps({
+        "codebase_version": "v2.1", "fps": 20, "chunks_size": 1000,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}))
+    (root / "meta/tasks.jsonl").write_text(
+        json.dumps({"task_index": 0, "task": "valid"}) + "\n"
+        + json.dumps({"task_index": 1, "task": "pick the apple from the cabinet and place it on the counter"}) + "\n")
+    (root / "meta/episodes.jsonl").write_text("".join(
+        json.dumps({"episode_index": i, "tasks": ["pick the apple from the cabinet and place it on the counter"],
+                    "length": n}) + "\n" for i, n in enumerate(lengths)))
+    raws = []
+    for i, n in enumerate(lengths):
+        state = rng.normal(size=(n, 16)).astype(np.float32)
+        action = rng.uniform(-1, 1, (n, 12)).astype(np.float32)
+        action[:, 4] = 0.0  # control_mode stored as 0/1
+        action[:, 11] = (np.arange(n) >= n // 2).astype(np.float32)  # gripper_close stored as 0/1
+        path = root / f"data/chunk-000/episode_{i:06d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({
+            "observation.state": list(state), "action": list(action),
+            "annotation.human.action.task_description": [1] * n, "task_index": [1] * n,
+            "episode_index": [i] * n, "frame_index": list(range(n)), "timestamp": [t / 20 for t in range(n)],
+        }), path)
+        for c, spec in enumerate(GROOT_MODALITY["video"].values()):
+            vpath = root / f"videos/chunk-000/{spec['original_key']}/episode_{i:06d}.mp4"
+            vpath.parent.mkdir(parents=True, exist_ok=True)
+            with av.open(str(vpath), "w") as container:
+                stream = container.add_stream("mpeg4", rate=20)
+                stream.width = stream.height = side
+                stream.pix_fmt = "yuv420p"
+                for _ in range(n):
+                    img = np.full((side, side, 3), 60 * (c + 1), np.uint8)
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                        container.mux(packet)
+                for packet in stream.encode():
+                    container.mux(packet)
+        raws.append((state, action))
+    return raws
+
+
+def test_groot_folder_converts_with_reordered_parts(tmp_path):
+    src = tmp_path / "single_panda_gripper.PnPCabToCounter"
+    raws = write_groot_folder(src)
+    out = tmp_path / "out"
+    assert convert_groot_lerobot(src, out, image_size=32) == 2
+    ds = open_dataset(out, tasks="PnPCabToCounter")
+    assert len(ds) == 10
+    state, action = raws[0]
+    item = ds[4]
+    np.testing.assert_allclose(item["observation.state"].numpy(), state[4])  # same order as ours
+    a = item["action"].numpy()
+    np.testing.assert_allclose(a[0:6], action[4, 5:11])  # eef delta pos + rot
+    np.testing.assert_allclose(a[7:11], action[4, 0:4])  # base velocity + torso
+    assert a[6] == 1.0 and a[11] == -1.0  # 0/1 gripper and control mode became -1/+1
+    assert ds[0]["action"][6] == -1.0
+    assert item["task"] == "pick the apple from the cabinet and place it on the counter"
+    for c, key in enumerate(("left", "right", "wrist")):
+        pixel = float(item[f"observation.images.{key}"].mean()) * 255
+        assert abs(pixel - 60 * (c + 1)) < 6, (key, pixel)  # lossy codec, right camera order
+
+
+def test_groot_missing_modality_key_is_named(tmp_path):
+    src = tmp_path / "single_panda_gripper.X"
+    write_groot_folder(src, lengths=(3,))
+    modality = json.loads((src / "meta/modality.json").read_text())
+    del modality["action"]["gripper_close"]
+    (src / "meta/modality.json").write_text(json.dumps(modality))
+    with pytest.raises(ValueError, match="missing 'gripper_close'"):
+        convert_groot_lerobot(src, tmp_path / "out", image_size=32)

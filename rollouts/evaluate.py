@@ -14,7 +14,7 @@ from rollouts.metrics import TaskSummary, summarize
 from rollouts.pool import WorkerPool
 from rollouts.report import summary_table, write_report
 from rollouts.results import EpisodeKey, ResultsLog
-from rollouts.runner import RunnerSettings, RunStats, run_episodes
+from rollouts.runner import PolicyError, RunnerSettings, RunStats, run_episodes
 from rollouts.seeding import episode_seed
 from rollouts.worker import EpisodeSpec, WorkerSpec
 from vla.embodiments import did_you_mean
@@ -107,7 +107,11 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
                                   video_dir=worker_spec.video_dir)
         with _progress(len(todo), display, config.progress) as on_record, \
                 WorkerPool(min(config.num_envs, len(todo)), worker_spec) as pool:
-            stats = run_episodes(todo, pool, log, policy, settings, on_record=on_record)
+            try:
+                stats = run_episodes(todo, pool, log, policy, settings, on_record=on_record)
+            except PolicyError as err:
+                raise PolicyError(f"{err}; {len(log.records)} finished episodes kept in {log.path}; "
+                                  "fix the policy and rerun the same command to resume") from err
     wanted = {(s.task, s.base_seed, s.index) for s in specs}
     records = [r for r in log.as_dicts() if (r["task"], r["base_seed"], r["index"]) in wanted]
     summaries = summarize(records, tasks)

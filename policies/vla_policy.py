@@ -1,0 +1,137 @@
+"""The trained VLA as a Policy: checkpoint + normalizer + action-chunk execution, with checked inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from policies.action_queue import ActionQueue, ExecutionConfig
+from vla.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
+
+
+def validate_observation(obs: dict, cameras: tuple[str, ...], state_dim: int) -> int | None:
+    """Check keys, image shape/dtype and state at the policy boundary; returns the batch size (None: unbatched)."""
+    if not isinstance(obs, dict):
+        raise ValueError(f"observation must be a dict; got {type(obs).__name__}")
+    keys = [f"observation.images.{c}" for c in cameras] + [STATE_KEY, TASK_KEY]
+    missing = [k for k in keys if k not in obs]
+    if missing:
+        raise ValueError(f"observation lacks {', '.join(missing)}; this policy needs {', '.join(keys)}")
+    state = np.asarray(obs[STATE_KEY])
+    if state.ndim not in (1, 2) or state.shape[-1] != state_dim:
+        raise ValueError(f"{STATE_KEY}: expected shape ({state_dim},) or (B, {state_dim}); got {state.shape}")
+    if not np.issubdtype(state.dtype, np.floating) and not np.issubdtype(state.dtype, np.integer):
+        raise ValueError(f"{STATE_KEY}: expected a float array; got dtype {state.dtype}")
+    if not np.isfinite(state).all():
+        raise ValueError(f"{STATE_KEY} contains NaN or inf: {state.tolist()}")
+    batch = state.shape[0] if state.ndim == 2 else None
+    first = None
+    for camera in cameras:
+        key = f"observation.images.{camera}"
+        image = obs[key]
+        shape, dtype = tuple(getattr(image, "shape", ())), getattr(image, "dtype", type(image))
+        want = (batch, "H", "W", 3) if batch else ("H", "W", 3)
+        if dtype != np.uint8 or len(shape) != len(want) or shape[-1] != 3 or (batch and shape[0] != batch):
+            raise ValueError(f"{key}: expected uint8 {'x'.join(map(str, want))} image; got {dtype} {shape}")
+        if first is not None and shape != first:
+            raise ValueError(f"{key}: shape {shape} differs from the other views' {first}")
+        first = shape
+    task = obs[TASK_KEY]
+    if batch is None and not isinstance(task, str):
+        raise ValueError(f"{TASK_KEY}: expected the instruction string; got {type(task).__name__}")
+    if batch is not None and (isinstance(task, str) or len(task) != batch or not all(isinstance(t, str) for t in task)):
+        raise ValueError(f"{TASK_KEY}: expected a list of {batch} instruction strings for a batch of {batch}")
+    return batch
+
+
+def pick_device(device: str | None = None) -> str:
+    """'cuda' when available (and not overridden), else 'cpu'."""
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class VLAPolicy:
+    """A VLA checkpoint behind the Policy interface: raw obs in, raw (un-normalized) actions out."""
+
+    def __init__(self, model, normalizer, *, embodiment: str, cameras: tuple[str, ...] = CAMERA_NAMES,
+                 chunk_size: int = ACTION_HORIZON, device: str = "cpu", execution: ExecutionConfig = ExecutionConfig(),
+                 source: str = "", seed: int = 0):
+        import torch
+
+        self.model = model.eval() if hasattr(model, "eval") else model
+        self.normalizer = normalizer
+        self.embodiment = get_embodiment(embodiment)
+        self.cameras = tuple(cameras)
+        self.chunk_size = chunk_size
+        self.action_dim = self.embodiment.action_dim
+        self.device = device
+        self.source = source
+        self.queue = ActionQueue(execution, chunk_size=chunk_size)
+        # Flow matching starts from noise: a fixed generator makes a rerun of the same episodes repeat exactly.
+        torch.manual_seed(seed)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | None = None,
+                        execution: ExecutionConfig = ExecutionConfig(), seed: int = 0) -> VLAPolicy:
+        """Load a checkpoint dir (or a run dir: its newest, or 'latest'); errors are one-line CheckpointErrors."""
+        from checkpoints import load_policy_checkpoint
+        from vla.data.normalize import Normalizer
+
+        device = pick_device(device)
+        model, config, normalizer = load_policy_checkpoint(path, device=device)
+        if isinstance(normalizer, dict):
+            normalizer = Normalizer.from_dict(normalizer)
+        embodiment = config.get("embodiment") or normalizer.embodiment.name
+        cameras = tuple(config.get("cameras") or CAMERA_NAMES)
+        horizon = int(config.get("action_horizon") or config.get("model", {}).get("head", {}).get("action_horizon")
+                      or ACTION_HORIZON)
+        return cls(model, normalizer, embodiment=embodiment, cameras=cameras, chunk_size=horizon, device=device,
+                   execution=execution, source=str(path), seed=seed)
+
+    def check_compatible(self, embodiment: str, cameras: tuple[str, ...]) -> None:
+        """One-line error when this checkpoint was trained for another robot or camera set."""
+        where = f"checkpoint {self.source}" if self.source else "policy"
+        if self.embodiment.name != embodiment:
+            raise ValueError(f"{where} is for embodiment {self.embodiment.name!r}; the env is {embodiment!r}")
+        if not set(self.cameras) <= set(cameras):
+            raise ValueError(f"{where} needs cameras {', '.join(self.cameras)}; the env has {', '.join(cameras)}")
+
+    def reset(self) -> None:
+        self.queue.reset()
+
+    def predict_action_chunk(self, obs: dict) -> np.ndarray:
+        """(chunk, action_dim) raw actions for one observation, (B, chunk, action_dim) for a batched one."""
+        import torch
+
+        batch = validate_observation(obs, self.cameras, self.embodiment.state_dim)
+        unbatched = batch is None
+        views = [np.asarray(obs[f"observation.images.{c}"]) for c in self.cameras]
+        images = np.stack(views, axis=-4)  # (..., V, H, W, 3)
+        state = np.asarray(obs[STATE_KEY], dtype=np.float32)
+        instructions = obs[TASK_KEY]
+        if unbatched:
+            images, state, instructions = images[None], state[None], [instructions]
+        model_batch = {
+            "images": torch.from_numpy(np.ascontiguousarray(images)).to(self.device),
+            "instruction": list(instructions),
+            "state": torch.as_tensor(self.normalizer.normalize_state(state), dtype=torch.float32, device=self.device),
+            "embodiment": self.embodiment.name,
+        }
+        with torch.inference_mode():
+            chunk = self.model.predict_action_chunk(model_batch)
+        chunk = chunk.float().cpu().numpy()[..., : self.action_dim]
+        if chunk.shape[:2] != (len(state), self.chunk_size) or chunk.shape[-1] != self.action_dim:
+            raise RuntimeError(f"model returned a chunk of shape {chunk.shape}; expected "
+                               f"({len(state)}, {self.chunk_size}, {self.action_dim})")
+        actions = np.asarray(self.normalizer.unnormalize_action(chunk), dtype=np.float32)
+        return actions[0] if unbatched else actions
+
+    def select_action(self, obs: dict) -> np.ndarray:
+        """The next action of the current chunk; predicts a new chunk when the queue asks for one."""
+        if self.queue.needs_chunk():
+            self.queue.push(self.predict_action_chunk(obs))
+        return self.queue.pop()

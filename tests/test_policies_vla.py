@@ -1,0 +1,106 @@
+"""VLAPolicy's boundary: input checks, normalization in and out, chunk execution, batching."""
+
+import numpy as np
+import pytest
+import torch
+
+from policies.action_queue import ExecutionConfig
+from policies.base import ChunkPolicy
+from policies.vla_policy import VLAPolicy
+from vla.data.normalize import Normalizer
+from vla.embodiments import ACTION_KEY, STATE_KEY
+
+
+def _stats(dim, lo, hi):
+    lo, hi = np.full(dim, lo, float), np.full(dim, hi, float)
+    return {"min": lo.tolist(), "max": hi.tolist(), "mean": ((lo + hi) / 2).tolist(), "std": ((hi - lo) / 4).tolist(),
+            "q01": lo.tolist(), "q99": hi.tolist()}
+
+
+NORMALIZER = Normalizer("robocasa_panda_omron", {STATE_KEY: _stats(16, -2.0, 2.0), ACTION_KEY: _stats(12, -0.5, 0.5)})
+
+
+class EchoModel(torch.nn.Module):
+    """Chunk step t = normalized state[2] * (t + 1) / 16 in every action dim: exposes the state and step plumbing."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def predict_action_chunk(self, batch):
+        self.seen.append(batch)
+        assert batch["images"].dtype == torch.uint8 and batch["images"].ndim == 5
+        steps = torch.arange(1, 17, dtype=torch.float32) / 16
+        return batch["state"][:, 2, None, None] * steps[None, :, None] * torch.ones(1, 1, 12)
+
+
+def _obs(state2=1.0, size=32, batch=None):
+    img = np.zeros((size, size, 3), np.uint8)
+    state = np.zeros(16, np.float32)
+    state[2] = state2
+    obs = {f"observation.images.{c}": img for c in ("left", "right", "wrist")}
+    obs.update({STATE_KEY: state, "task": "press the stop button on the microwave"})
+    if batch:
+        obs = {k: [v] * batch if isinstance(v, str) else np.stack([v] * batch) for k, v in obs.items()}
+    return obs
+
+
+def _policy(**kw):
+    return VLAPolicy(EchoModel(), NORMALIZER, embodiment="robocasa_panda_omron", **kw)
+
+
+def test_chunk_is_normalized_in_and_unnormalized_out():
+    policy = _policy()
+    assert isinstance(policy, ChunkPolicy)
+    chunk = policy.predict_action_chunk(_obs(state2=1.0))  # state 1.0 in [-2, 2] -> 0.5 normalized
+    assert chunk.shape == (16, 12) and chunk.dtype == np.float32
+    seen = policy.model.seen[-1]
+    assert seen["images"].shape == (1, 3, 32, 32, 3) and seen["embodiment"] == "robocasa_panda_omron"
+    assert seen["state"][0, 2].item() == pytest.approx(0.5)
+    # min_max action dims: normalized 0.5 * (t+1)/16 maps back to value * 0.5 (range [-0.5, 0.5]); gripper is binary
+    assert chunk[15, 0] == pytest.approx(0.25) and chunk[0, 0] == pytest.approx(0.25 / 16)
+    assert chunk[0, 6] == 1.0
+
+
+def test_batched_obs_give_batched_chunks():
+    chunks = _policy().predict_action_chunk(_obs(state2=-1.0, batch=3))
+    assert chunks.shape == (3, 16, 12) and chunks[:, 15, 0] == pytest.approx([-0.25] * 3)
+
+
+def test_select_action_executes_n_of_each_chunk():
+    policy = _policy(execution=ExecutionConfig(execute_steps=4))
+    actions = [policy.select_action(_obs()) for _ in range(6)]
+    assert len(policy.model.seen) == 2  # steps 0 and 4
+    assert actions[3][0] == pytest.approx(0.25 * 4 / 16) and actions[4][0] == pytest.approx(0.25 / 16)
+    policy.reset()
+    policy.select_action(_obs())
+    assert len(policy.model.seen) == 3
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda o: o.pop("observation.images.wrist"), "observation lacks observation.images.wrist"),
+        (lambda o: o.__setitem__("observation.images.left", np.zeros((32, 32, 3), np.float32)),
+         "observation.images.left: expected uint8 HxWx3 image; got float32"),
+        (lambda o: o.__setitem__("observation.images.left", np.zeros((32, 32), np.uint8)), "expected uint8 HxWx3"),
+        (lambda o: o.__setitem__("observation.images.right", np.zeros((16, 16, 3), np.uint8)), "differs from the other"),
+        (lambda o: o[STATE_KEY].__setitem__(3, np.nan), "observation.state contains NaN"),
+        (lambda o: o.__setitem__(STATE_KEY, np.zeros(9, np.float32)), r"expected shape \(16,\)"),
+        (lambda o: o.__setitem__("task", 3), "task: expected the instruction string"),
+    ],
+)
+def test_bad_observations_are_one_line_errors(change, message):
+    obs = _obs()
+    change(obs)
+    with pytest.raises(ValueError, match=message) as info:
+        _policy().predict_action_chunk(obs)
+    assert "\n" not in str(info.value)
+
+
+def test_checkpoint_for_another_robot_or_cameras_is_refused():
+    policy = _policy(cameras=("left", "right", "wrist"), source="runs/x/checkpoint-000010")
+    with pytest.raises(ValueError, match="is for embodiment 'robocasa_panda_omron'; the env is 'franka_panda'"):
+        policy.check_compatible("franka_panda", ("left", "right", "wrist"))
+    with pytest.raises(ValueError, match="needs cameras left, right, wrist; the env has left, wrist"):
+        policy.check_compatible("robocasa_panda_omron", ("left", "wrist"))

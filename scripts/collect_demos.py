@@ -1,0 +1,43 @@
+"""Collect scripted-expert demonstrations into a LeRobot dataset (resumable: rerun the same command).
+
+    python scripts/collect_demos.py --task TurnOffMicrowave --episodes 50 --workers 2 --out data/demos
+    python scripts/collect_demos.py --task all --episodes 30 --image-size 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def main(argv=None) -> int:
+    from vla.data.collect import CollectConfig, collect
+
+    d = CollectConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default=d.task, help="CoffeePressButton, TurnOffMicrowave, PnPCabToCounter or all")
+    p.add_argument("--episodes", type=int, default=d.episodes, help="successful episodes wanted (in total)")
+    p.add_argument("--workers", type=int, default=d.workers, help="env processes (the main process writes)")
+    p.add_argument("--out", default=d.out)
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--seed", type=int, default=d.seed, help="first episode seed of each task")
+    p.add_argument("--backend", default=d.backend, help="builtin or robocasa")
+    p.add_argument("--horizon", type=int, default=d.horizon, help="max steps per episode (default: the task's)")
+    args = p.parse_args(argv)
+    cfg = CollectConfig(task=args.task, episodes=args.episodes, out=args.out, workers=args.workers,
+                        image_size=args.image_size, seed=args.seed, backend=args.backend, horizon=args.horizon)
+    try:
+        result = collect(cfg)
+    except (ValueError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1 if result["short"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Scripted-expert demonstration collection: parallel env workers, the main process as the single dataset writer.
+
+Each task has its own deterministic stream of episode seeds (seed, seed+1, ...). An attempt is a pure function of
+(task, seed), so with any number of workers the same seeds give the same episodes; the seeds already written or
+rejected are read back from the dataset's sidecar, so rerunning the command after a kill continues the streams.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vla.data.schema import KNOWN_TASKS, DatasetSpec, check_task_names
+from vla.data.writer import DatasetWriter, Episode
+from vla.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """What to collect and where."""
+
+    task: str = "TurnOffMicrowave"  # or "all"
+    episodes: int = 50
+    out: str = "data/demos"
+    workers: int = 1
+    image_size: int = 256
+    seed: int = 0
+    backend: str = "builtin"
+    horizon: int | None = None  # None: the task's own horizon
+    max_attempts_factor: float = 3.0  # give up on a task after this many attempts per requested episode
+
+
+def task_list(task: str) -> tuple[str, ...]:
+    """The tasks named by --task ('all' = the three benchmark tasks)."""
+    if task == "all":
+        return KNOWN_TASKS
+    try:
+        import envs
+
+        available = list(getattr(envs, "TASKS", KNOWN_TASKS))
+    except ImportError:
+        available = list(KNOWN_TASKS)
+    check_task_names([task], available + ["all"])
+    return (task,)
+
+
+def quotas(tasks: tuple[str, ...], episodes: int) -> dict[str, int]:
+    """Split the requested episode count across tasks as evenly as possible (earlier tasks get the remainder)."""
+    base, extra = divmod(episodes, len(tasks))
+    return {t: base + (i < extra) for i, t in enumerate(tasks)}
+
+
+_ENVS: dict = {}
+
+
+def _env_and_expert(task: str, cfg: CollectConfig):
+    """One env and expert per task per process, built on first use and reused across episodes (soft resets)."""
+    if task not in _ENVS:
+        import envs
+        from policies.experts import make_expert
+
+        kwargs = {"backend": cfg.backend, "image_size": cfg.image_size, "render": True}
+        if cfg.horizon is not None:
+            kwargs["horizon"] = cfg.horizon
+        env = envs.make(task, **kwargs)
+        _ENVS[task] = (env, make_expert(task, env))
+    return _ENVS[task]
+
+
+def run_episode(task: str, seed: int, cfg: CollectConfig) -> dict:
+    """Roll the expert out once; returns the frames (only kept when it succeeded) and the outcome."""
+    started = time.perf_counter()
+    env, expert = _env_and_expert(task, cfg)
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    frames = defaultdict(list)
+    success, steps, instruction = False, 0, obs[TASK_KEY]
+    while True:
+        action = np.asarray(expert.select_action(obs), dtype=np.float32)
+        for key in IMAGE_KEYS:
+            frames[key].append(obs[key])
+        frames[STATE_KEY].append(np.asarray(obs[STATE_KEY], dtype=np.float32))
+        frames["action"].append(action)
+        obs, _, terminated, truncated, info = env.step(action)
+        steps += 1
+        if info.get("success"):
+            success = True
+            break
+        if terminated or truncated:
+            break
+    out = {"task": task, "seed": seed, "success": success, "steps": steps, "instruction": instruction,
+           "seconds": time.perf_counter() - started, "pid": os.getpid()}
+    if success:
+        out["frames"] = {k: np.stack(v) for k, v in frames.items()}
+    return out
+
+
+def to_episode(result: dict) -> Episode:
+    """A successful attempt as a writer Episode."""
+    f = result["frames"]
+    return Episode(images={k: f[k] for k in IMAGE_KEYS}, state=f[STATE_KEY], action=f["action"],
+                   instruction=result["instruction"], task_name=result["task"], seed=result["seed"],
+                   info={"steps": result["steps"], "success": True})
+
+
+class _Tally:
+    """Per-task counts for the progress bar and the summary table."""
+
+    def __init__(self, tasks):
+        self.rows = {t: {"attempts": 0, "kept": 0, "failed": 0, "frames": 0, "sim_s": 0.0} for t in tasks}
+
+    def add(self, r: dict, kept: bool) -> None:
+        row = self.rows[r["task"]]
+        row["attempts"] += 1
+        row["sim_s"] += r["seconds"]
+        if kept:
+            row["kept"] += 1
+            row["frames"] += r["steps"]
+        elif not r["success"]:
+            row["failed"] += 1
+
+    def table(self, wall_s: float, workers: int) -> str:
+        lines = [f"{'task':<20}{'attempts':>9}{'kept':>6}{'failed':>7}{'success%':>9}{'mean len':>9}{'ep/min/worker':>14}"]
+        for task, r in self.rows.items():
+            rate = 100 * (r["attempts"] - r["failed"]) / r["attempts"] if r["attempts"] else 0.0
+            mean_len = r["frames"] / r["kept"] if r["kept"] else 0.0
+            per_worker = 60 * r["attempts"] / r["sim_s"] if r["sim_s"] else 0.0
+            lines.append(f"{task:<20}{r['attempts']:>9}{r['kept']:>6}{r['failed']:>7}{rate:>9.1f}{mean_len:>9.1f}"
+                         f"{per_worker:>14.2f}")
+        total = sum(r["attempts"] for r in self.rows.values())
+        lines.append(f"all workers ({workers}): {total} attempts in {wall_s:.1f} s = {60 * total / max(wall_s, 1e-9):.2f} ep/min")
+        return "\n".join(lines)
+
+
+def collect(cfg: CollectConfig, log=print) -> dict:
+    """Collect until every task has its quota of successful episodes (or runs out of attempts); returns the tally."""
+    from tqdm import tqdm
+
+    tasks = task_list(cfg.task)
+    if cfg.episodes <= 0:
+        raise ValueError(f"--episodes must be positive, got {cfg.episodes}")
+    if cfg.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {cfg.workers}")
+    want = quotas(tasks, cfg.episodes)
+    writer = DatasetWriter(Path(cfg.out), DatasetSpec(image_size=cfg.image_size), source=f"collect:{cfg.backend}")
+    have = defaultdict(int)
+    for e in writer.sidecar["episodes"].values():
+        have[e["task_name"]] += 1
+    done = defaultdict(set)
+    for e in list(writer.sidecar["episodes"].values()) + writer.sidecar["rejected"]:
+        done[e["task_name"]].add(e["seed"])
+    stray = set(have) - set(tasks)
+    if stray:
+        raise ValueError(f"{cfg.out} already holds episodes of {sorted(stray)}; use another --out for {cfg.task!r}")
+    cursor = {t: cfg.seed for t in tasks}
+    budget = {t: int(np.ceil(want[t] * cfg.max_attempts_factor)) + 5 - len(done[t]) for t in tasks}
+
+    def next_job():
+        for t in tasks:
+            pending = inflight_per_task[t]
+            if have[t] + pending < want[t] and budget[t] > 0:
+                while cursor[t] in done[t]:
+                    cursor[t] += 1
+                seed, cursor[t] = cursor[t], cursor[t] + 1
+                budget[t] -= 1
+                return t, seed
+        return None
+
+    tally = _Tally(tasks)
+    inflight_per_task = defaultdict(int)
+    already = sum(min(have[t], want[t]) for t in tasks)
+    bar = tqdm(total=cfg.episodes, initial=already, unit="ep", desc="demos")
+    started = time.perf_counter()
+
+    def handle(r):
+        inflight_per_task[r["task"]] -= 1
+        keep = r["success"] and have[r["task"]] < want[r["task"]]
+        if keep:
+            writer.add_episode(to_episode(r))
+            have[r["task"]] += 1
+            bar.update()
+        elif not r["success"]:
+            writer.reject(r["seed"], r["task"], f"no success in {r['steps']} steps")
+        tally.add(r, keep)
+        attempts = sum(x["attempts"] for x in tally.rows.values())
+        ok = sum(x["attempts"] - x["failed"] for x in tally.rows.values())
+        bar.set_postfix(success=f"{ok}/{attempts}", ep_per_s=f"{attempts / (time.perf_counter() - started):.3f}")
+
+    try:
+        if cfg.workers == 1:
+            while (job := next_job()) is not None:
+                inflight_per_task[job[0]] += 1
+                handle(run_episode(job[0], job[1], cfg))
+        else:
+            import multiprocessing as mp
+
+            # spawn: MuJoCo/EGL contexts must not be inherited through fork.
+            with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+                running = set()
+                while True:
+                    while len(running) < cfg.workers and (job := next_job()) is not None:
+                        inflight_per_task[job[0]] += 1
+                        running.add(pool.submit(run_episode, job[0], job[1], cfg))
+                    if not running:
+                        break
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        handle(fut.result())
+    finally:
+        bar.close()
+        writer.close()
+    wall = time.perf_counter() - started
+    short = {t: want[t] - have[t] for t in tasks if have[t] < want[t]}
+    log(tally.table(wall, cfg.workers))
+    if short:
+        log(f"warning: ran out of attempts; missing episodes per task: {short}")
+    log(f"{cfg.out}: {writer.num_episodes} episodes, {writer.num_frames} frames")
+    return {"tally": tally.rows, "wall_s": wall, "short": short, "episodes": writer.num_episodes}

@@ -85,6 +85,8 @@ def _compare(config: RolloutConfig) -> int:
     from rollouts.ablation import comparison_table, write_comparison
     from rollouts.evaluate import OUTPUT_ROOT, evaluate
 
+    if len(config.compare) != 2:
+        raise ValueError(f"--compare takes exactly two checkpoints (A B); got {len(config.compare)}")
     if config.policy != "vla":
         raise ValueError("--compare evaluates two checkpoints; it cannot be combined with --policy expert")
     if config.out_dir:

@@ -65,10 +65,15 @@ def load_policy(config: RolloutConfig, checkpoint: str):
     """(policy or None for experts, a stable id for the output dir name, a short display name)."""
     if config.policy == "expert":
         return None, "expert", "expert"
-    from checkpoints.format import resolve_checkpoint
+    from checkpoints.format import CheckpointError, resolve_checkpoint
     from policies.vla_policy import VLAPolicy
 
-    path = resolve_checkpoint(checkpoint).resolve()
+    try:
+        path = resolve_checkpoint(checkpoint).resolve()
+    except CheckpointError as err:
+        if checkpoint != "latest":
+            raise
+        raise CheckpointError(f"{err}; train one (python train_vla.py), pass --checkpoint DIR, or use --policy expert") from None
     policy = VLAPolicy.from_checkpoint(path, device=None if config.device == "auto" else config.device,
                                        execution=config.execution())
     policy.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))

@@ -32,6 +32,7 @@ class RunStats:
     episodes: int = 0
     env_steps: int = 0
     restarts: int = 0
+    startup_s: float = 0.0  # until every worker answered its first reset (process start, imports, scene build)
 
     @property
     def overhead_s(self) -> float:
@@ -108,6 +109,8 @@ def run_episodes(
         while active:
             replies = pool.gather()
             stats.rounds += 1
+            if stats.rounds == 1:
+                stats.startup_s = time.perf_counter() - start_wall
             env_times = []
             waiting: list[int] = []
             for worker, reply in sorted(replies.items()):

@@ -59,7 +59,7 @@ class VLAPolicy:
 
     def __init__(self, model, normalizer, *, embodiment: str, cameras: tuple[str, ...] = CAMERA_NAMES,
                  chunk_size: int = ACTION_HORIZON, device: str = "cpu", execution: ExecutionConfig = ExecutionConfig(),
-                 source: str = "", seed: int = 0):
+                 source: str = "", seed: int = 0, image_transform=None, image_size: int | None = None):
         import torch
 
         self.model = model.eval() if hasattr(model, "eval") else model
@@ -70,6 +70,9 @@ class VLAPolicy:
         self.action_dim = self.embodiment.action_dim
         self.device = device
         self.source = source
+        # The eval half of the training image pipeline (centre crop + resize): the model must see what it trained on.
+        self.image_transform = image_transform
+        self.image_size = image_size  # what the training data was rendered at (None: unknown)
         self.queue = ActionQueue(execution, chunk_size=chunk_size)
         # Flow matching starts from noise: a fixed generator makes a rerun of the same episodes repeat exactly.
         torch.manual_seed(seed)
@@ -79,6 +82,7 @@ class VLAPolicy:
                         execution: ExecutionConfig = ExecutionConfig(), seed: int = 0) -> VLAPolicy:
         """Load a checkpoint dir (or a run dir: its newest, or 'latest'); errors are one-line CheckpointErrors."""
         from checkpoints import load_policy_checkpoint
+        from checkpoints.load import eval_image_transform
         from vla.data.normalize import Normalizer
 
         device = pick_device(device)
@@ -89,8 +93,10 @@ class VLAPolicy:
         cameras = tuple(config.get("cameras") or CAMERA_NAMES)
         horizon = int(config.get("action_horizon") or config.get("model", {}).get("head", {}).get("action_horizon")
                       or ACTION_HORIZON)
+        transform = eval_image_transform(config) if "transforms" in config else None
         return cls(model, normalizer, embodiment=embodiment, cameras=cameras, chunk_size=horizon, device=device,
-                   execution=execution, source=str(path), seed=seed)
+                   execution=execution, source=str(path), seed=seed, image_transform=transform,
+                   image_size=config.get("image_size"))
 
     def check_compatible(self, embodiment: str, cameras: tuple[str, ...]) -> None:
         """One-line error when this checkpoint was trained for another robot or camera set."""
@@ -115,8 +121,11 @@ class VLAPolicy:
         instructions = obs[TASK_KEY]
         if unbatched:
             images, state, instructions = images[None], state[None], [instructions]
+        images = torch.from_numpy(np.ascontiguousarray(images))
+        if self.image_transform is not None:
+            images = torch.stack([self.image_transform(views) for views in images])
         model_batch = {
-            "images": torch.from_numpy(np.ascontiguousarray(images)).to(self.device),
+            "images": images.to(self.device),
             "instruction": list(instructions),
             "state": torch.as_tensor(self.normalizer.normalize_state(state), dtype=torch.float32, device=self.device),
             "embodiment": self.embodiment.name,

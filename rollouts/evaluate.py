@@ -77,6 +77,9 @@ def load_policy(config: RolloutConfig, checkpoint: str):
     policy = VLAPolicy.from_checkpoint(path, device=None if config.device == "auto" else config.device,
                                        execution=config.execution())
     policy.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
+    if policy.image_size and int(policy.image_size) != config.image_size:
+        print(f"warning: {path} was trained on {policy.image_size}px images; rendering at {config.image_size}px "
+              f"(pass --image-size {policy.image_size} to match)", file=sys.stderr)
     return policy, str(path), f"{path.parent.name}-{path.name}"
 
 

@@ -104,3 +104,16 @@ def test_checkpoint_for_another_robot_or_cameras_is_refused():
         policy.check_compatible("franka_panda", ("left", "right", "wrist"))
     with pytest.raises(ValueError, match="needs cameras left, right, wrist; the env has left, wrist"):
         policy.check_compatible("robocasa_panda_omron", ("left", "wrist"))
+
+
+def test_eval_image_transform_is_applied_before_the_model():
+    from vla.data.transforms import ImageAugConfig, ImageTransform
+
+    transform = ImageTransform(ImageAugConfig(crop_scale=0.5, resize=24), train=False)
+    policy = _policy(image_transform=transform)
+    obs = _obs(size=32)
+    obs["observation.images.left"] = np.zeros((32, 32, 3), np.uint8)
+    obs["observation.images.left"][8:24, 8:24] = 255  # the centre half survives the crop, the border does not
+    policy.predict_action_chunk(obs)
+    images = policy.model.seen[-1]["images"]
+    assert images.shape == (1, 3, 24, 24, 3) and images[0, 0].min() == 255 and images[0, 1].max() == 0

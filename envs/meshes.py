@@ -1,0 +1,149 @@
+"""Decimated copies of visual-only meshes, generated once and cached on disk.
+
+Software (Mesa) rendering time grows with the triangles drawn, and the robot's visual meshes are ~95% of the
+scene's triangles (REFERENCE.md section 5). Vertex clustering keeps silhouettes and needs only numpy; collision
+meshes are never touched, so physics is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV_VAR = "XVR_VLA_MESH_CACHE"
+_PACKAGE_CACHE = Path(__file__).resolve().parent / ".mesh_cache"
+
+
+@dataclass(frozen=True)
+class DecimationConfig:
+    """How hard to decimate: target fraction of faces, and meshes below min_faces are left alone."""
+
+    ratio: float = 0.1
+    min_faces: int = 400
+
+
+def cache_dir() -> Path:
+    """Cache folder: $XVR_VLA_MESH_CACHE, else envs/.mesh_cache (self-git-ignoring), else ~/.cache."""
+    candidates = [os.environ.get(CACHE_ENV_VAR), _PACKAGE_CACHE, Path.home() / ".cache" / "xvr_vla" / "meshes"]
+    for path in filter(None, candidates):
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            ignore = path / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("*\n")
+            return path
+        except OSError:
+            continue
+    raise OSError(f"no writable mesh cache folder; set {CACHE_ENV_VAR}")
+
+
+def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (V,3) and triangles (F,3) of an OBJ or STL file (ascii or binary STL)."""
+    suffix = path.suffix.lower()
+    if suffix == ".obj":
+        return _read_obj(path)
+    if suffix == ".stl":
+        return _read_stl(path)
+    raise ValueError(f"unsupported mesh format {suffix!r} ({path}); supported: .obj, .stl")
+
+
+def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    verts, faces = [], []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("v "):
+            verts.append([float(v) for v in line.split()[1:4]])
+        elif line.startswith("f "):
+            idx = [int(tok.split("/")[0]) for tok in line.split()[1:]]
+            idx = [i - 1 if i > 0 else len(verts) + i for i in idx]
+            faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+    return np.asarray(verts, float).reshape(-1, 3), np.asarray(faces, np.int64).reshape(-1, 3)
+
+
+def _read_stl(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = path.read_bytes()
+    count = struct.unpack_from("<I", data, 80)[0] if len(data) >= 84 else -1
+    if len(data) == 84 + 50 * count:
+        rec = np.frombuffer(data, dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]), offset=84)
+        tri = rec["v"].astype(float)
+    else:
+        nums = [float(t) for line in data.decode(errors="replace").splitlines() if line.strip().startswith("vertex")
+                for t in line.split()[1:4]]
+        tri = np.asarray(nums, float).reshape(-1, 3, 3)
+    verts = tri.reshape(-1, 3)
+    return verts, np.arange(len(verts)).reshape(-1, 3)
+
+
+def decimate(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex-clustering decimation to roughly target_faces triangles (duplicate vertices merge first)."""
+    lo, hi = verts.min(0), verts.max(0)
+    extent = float(np.max(hi - lo)) or 1.0
+    best = (verts, faces)
+    # Coarsen the grid until the face budget is met; the finest grid that fits wins.
+    for cells in (400, 280, 200, 140, 100, 70, 50, 35, 25, 18, 12):
+        v, f = _cluster(verts, faces, lo, extent / cells)
+        best = (v, f)
+        if len(f) <= target_faces:
+            break
+    return best
+
+
+def _cluster(verts, faces, origin, cell):
+    keys = np.floor((verts - origin) / cell).astype(np.int64)
+    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.bincount(inverse)
+    new_verts = np.zeros((len(counts), 3))
+    np.add.at(new_verts, inverse, verts)
+    new_verts /= counts[:, None]
+    f = inverse[faces]
+    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
+    f = f[keep]
+    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+    return new_verts, f[np.sort(first)]
+
+
+def write_obj(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
+    """Write an OBJ atomically (parallel workers may generate the same file)."""
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def decimated_file(source: Path, config: DecimationConfig) -> Path:
+    """Path of the cached decimated copy of source, generating it on first use."""
+    stat = source.stat()
+    key = hashlib.sha1(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config}".encode()).hexdigest()[:16]
+    out = cache_dir() / f"{source.stem}_{key}.obj"
+    if not out.exists():
+        verts, faces = read_mesh(source)
+        if len(faces) > config.min_faces:
+            verts, faces = decimate(verts, faces, max(config.min_faces, int(len(faces) * config.ratio)))
+        write_obj(out, verts, faces)
+    return out
+
+
+def decimate_visual_meshes(root: ET.Element, config: DecimationConfig = DecimationConfig()) -> int:
+    """Point every mesh used only by visual geoms (contype=conaffinity=0) at a decimated copy; returns count."""
+    collision, visual = set(), set()
+    for geom in root.iter("geom"):
+        mesh = geom.get("mesh")
+        if mesh is None:
+            continue
+        is_visual = geom.get("contype") == "0" and geom.get("conaffinity") == "0"
+        (visual if is_visual else collision).add(mesh)
+    changed = 0
+    for mesh in root.iter("mesh"):
+        name, file = mesh.get("name"), mesh.get("file")
+        if name in visual and name not in collision and file and Path(file).suffix.lower() in (".obj", ".stl"):
+            mesh.set("file", str(decimated_file(Path(file), config)))
+            changed += 1
+    return changed

@@ -1,0 +1,43 @@
+"""Headless multi-camera rendering with the measured fast settings (REFERENCE.md section 5)."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+
+class FastRenderer:
+    """Renders named cameras of one model into uint8 HxWx3 arrays; call close() when done."""
+
+    def __init__(self, model: mujoco.MjModel, cameras: dict[str, str], height: int, width: int):
+        # Multisampling is the single biggest cost of software offscreen rendering; it must be off before the
+        # render context is made, and the offscreen buffer only as large as the images.
+        model.vis.quality.offsamples = 0
+        model.vis.global_.offwidth = width
+        model.vis.global_.offheight = height
+        self._renderer = mujoco.Renderer(model, height=height, width=width)
+        scene = self._renderer.scene
+        # Reflections alone double the cost; shadows cost ~100 ms per camera per light.
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+            scene.flags[flag] = 0
+        self._option = mujoco.MjvOption()
+        self._camera_ids = {key: model.camera(name).id for key, name in cameras.items()}
+        self._closed = False
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return tuple(self._camera_ids)
+
+    def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        """One image per camera key, each a fresh uint8 (H, W, 3) array."""
+        images = {}
+        for key, cam_id in self._camera_ids.items():
+            self._renderer.update_scene(data, camera=cam_id, scene_option=self._option)
+            images[key] = self._renderer.render()
+        return images
+
+    def close(self) -> None:
+        """Free the GL context now (an EGL error fires at interpreter exit otherwise)."""
+        if not self._closed:
+            self._renderer.close()
+            self._closed = True

@@ -182,3 +182,13 @@ def test_policy_error_stops_with_a_clear_message_and_keeps_results(tmp_path):
     with pool, pytest.raises(PolicyError, match=r"policy failed on episodes ReachA#\d: RuntimeError: CUDA out of memory"):
         run_episodes(specs, pool, log, _Boom(), RunnerSettings())
     assert len(log.records) >= 1
+
+
+def test_videos_have_every_step_and_hold_the_outcome(tmp_path):
+    import imageio.v2 as imageio
+
+    ev = _run(tmp_path, video=True, episodes=2, task="ReachA", num_envs=1)
+    row = _lines(ev)[0]
+    frames = list(imageio.get_reader(row["video"]))
+    assert len(frames) == row["steps"] + 1 + 20  # reset frame, one per step, one second of outcome
+    assert frames[0].shape[1] == 3 * 16  # three 16 px views side by side

@@ -100,7 +100,7 @@ SPEC = WorkerSpec(image_size=16, render=False, expert=True, send_obs=False,
 
 
 def _config(tmp_path, **kw):
-    kw = {"task": "all", "policy": "expert", "episodes": 6, "num_envs": 2, **kw}
+    kw = {"task": "all", "policy": "expert", "episodes": 6, "num_envs": 2, "image_size": 16, **kw}
     return RolloutConfig(out_dir=str(tmp_path / "out"), progress=False, horizon=HORIZON, **kw)
 
 
@@ -189,6 +189,6 @@ def test_videos_have_every_step_and_hold_the_outcome(tmp_path):
 
     ev = _run(tmp_path, video=True, episodes=2, task="ReachA", num_envs=1)
     row = _lines(ev)[0]
-    frames = list(imageio.get_reader(row["video"]))
-    assert len(frames) == row["steps"] + 1 + 20  # reset frame, one per step, one second of outcome
-    assert frames[0].shape[1] == 3 * 16  # three 16 px views side by side
+    reader = imageio.get_reader(row["video"])
+    assert reader.count_frames() == row["steps"] + 1 + 20  # reset frame, one per step, one second of outcome
+    assert reader.get_data(0).shape[1] == 3 * 16  # three 16 px views side by side

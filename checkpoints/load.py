@@ -26,8 +26,7 @@ def load_policy_checkpoint(path: str | Path, device: str | torch.device = "cpu")
     from vla.config import VLAConfig
     from vla.data.normalize import Normalizer
     from vla.model import VLA
-    from vla.train.feature_cache import weights_fingerprint
-    from vla.train.workspace import backbone_prefixes, find_backbone
+    from vla.train.weights import backbone_prefixes, find_backbone, weights_fingerprint
 
     path = resolve_checkpoint(path)
     config = resolve_checkpoint_config(path)

@@ -1,0 +1,1 @@
+"""Training: configuration, the training loop (workspace), learning-rate schedule, feature cache and logging."""

@@ -73,9 +73,10 @@ def _print_timing(evaluation) -> None:
     s = evaluation.stats
     if not s.episodes or not s.wall_s:
         return
-    print(f"{s.episodes} episodes in {s.wall_s:.0f} s ({3600 * s.episodes / s.wall_s:.0f} episodes/h): "
-          f"policy {100 * s.policy_s / s.wall_s:.0f}%, env {100 * s.env_s / s.wall_s:.0f}%, "
-          f"runner {100 * s.overhead_s / s.wall_s:.0f}%; worker restarts {s.restarts}")
+    steady = max(1e-9, s.wall_s - s.startup_s)
+    print(f"{s.episodes} episodes in {s.wall_s:.0f} s ({3600 * s.episodes / s.wall_s:.0f} episodes/h; startup "
+          f"{s.startup_s:.0f} s); after startup: policy {100 * s.policy_s / steady:.0f}%, env "
+          f"{100 * s.steady_env_s / steady:.0f}%, runner {100 * s.overhead_s / steady:.0f}%; restarts {s.restarts}")
 
 
 def _compare(config: RolloutConfig) -> int:

@@ -33,10 +33,17 @@ class RunStats:
     env_steps: int = 0
     restarts: int = 0
     startup_s: float = 0.0  # until every worker answered its first reset (process start, imports, scene build)
+    first_round_env_s: float = 0.0  # env time inside startup_s (the first resets)
 
     @property
     def overhead_s(self) -> float:
-        return max(0.0, self.wall_s - self.policy_s - self.env_s)
+        """Runner time outside policy and env, after startup (IPC, batching, bookkeeping)."""
+        steady_wall = self.wall_s - self.startup_s
+        return max(0.0, steady_wall - self.policy_s - (self.env_s - self.first_round_env_s))
+
+    @property
+    def steady_env_s(self) -> float:
+        return self.env_s - self.first_round_env_s
 
 
 @dataclass
@@ -137,6 +144,8 @@ def run_episodes(
                 slot.obs = obs
                 waiting.append(worker)
             stats.env_s += max(env_times, default=0.0)
+            if stats.rounds == 1:
+                stats.first_round_env_s = stats.env_s
             actions = _act(policy, [active[w] for w in waiting], stats) if waiting else []
             for worker, action in zip(waiting, actions):
                 pool.request(worker, ("step", action), settings.step_timeout_s)

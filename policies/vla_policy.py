@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +75,10 @@ class VLAPolicy:
         self.image_transform = image_transform
         self.image_size = image_size  # what the training data was rendered at (None: unknown)
         self.queue = ActionQueue(execution, chunk_size=chunk_size)
-        # Flow matching starts from noise: a fixed generator makes a rerun of the same episodes repeat exactly.
-        torch.manual_seed(seed)
+        # Flow matching starts from noise: a seeded generator makes a rerun of the same episodes (same worker
+        # count, so the same batches) repeat exactly.
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self._takes_generator = "generator" in inspect.signature(model.predict_action_chunk).parameters
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None,
@@ -130,8 +133,9 @@ class VLAPolicy:
             "state": torch.as_tensor(self.normalizer.normalize_state(state), dtype=torch.float32, device=self.device),
             "embodiment": self.embodiment.name,
         }
+        kwargs = {"generator": self.generator} if self._takes_generator else {}
         with torch.inference_mode():
-            chunk = self.model.predict_action_chunk(model_batch)
+            chunk = self.model.predict_action_chunk(model_batch, **kwargs)
         chunk = chunk.float().cpu().numpy()[..., : self.action_dim]
         if chunk.shape[:2] != (len(state), self.chunk_size) or chunk.shape[-1] != self.action_dim:
             raise RuntimeError(f"model returned a chunk of shape {chunk.shape}; expected "

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from checkpoints.format import CheckpointError
     from rollouts.evaluate import print_summary
-    from rollouts.runner import PolicyError
+    from rollouts.runner import EnvFailure, PolicyError
 
     try:
         config = parse_args(argv)
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PolicyError as err:
         print(f"policy error: {err}", file=sys.stderr)
+        return 1
+    except EnvFailure as err:
+        print(f"env error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished episodes are saved; run the same command to resume", file=sys.stderr)

@@ -14,7 +14,7 @@ from rollouts.metrics import TaskSummary, summarize
 from rollouts.pool import WorkerPool
 from rollouts.report import summary_table, write_report
 from rollouts.results import EpisodeKey, ResultsLog
-from rollouts.runner import PolicyError, RunnerSettings, RunStats, run_episodes
+from rollouts.runner import EnvFailure, PolicyError, RunnerSettings, RunStats, run_episodes
 from rollouts.seeding import episode_seed
 from rollouts.worker import EpisodeSpec, WorkerSpec
 from vla.embodiments import did_you_mean
@@ -88,6 +88,8 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     """Run (or resume) one policy's evaluation; results land in <out_dir>/episodes.jsonl as they finish."""
     tasks = tasks or resolve_tasks(config.task)
     validate(config, tasks)
+    if config.backend == "robocasa" and env_factory == "envs:make":
+        _check_robocasa()
     if policy_override is not None:
         policy, policy_id, display = policy_override
     else:
@@ -117,9 +119,10 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
                 WorkerPool(min(config.num_envs, len(todo)), worker_spec) as pool:
             try:
                 stats = run_episodes(todo, pool, log, policy, settings, on_record=on_record)
-            except PolicyError as err:
-                raise PolicyError(f"{err}; {len(log.records)} finished episodes kept in {log.path}; "
-                                  "fix the policy and rerun the same command to resume") from err
+            except (PolicyError, EnvFailure) as err:
+                what = "policy" if isinstance(err, PolicyError) else "env"
+                raise type(err)(f"{err}; {len(log.records)} finished episodes kept in {log.path}; "
+                                f"fix the {what} and rerun the same command to resume") from err
     wanted = {(s.task, s.base_seed, s.index) for s in specs}
     records = [r for r in log.as_dicts() if (r["task"], r["base_seed"], r["index"]) in wanted]
     summaries = summarize(records, tasks)
@@ -128,6 +131,16 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
             "execution": dataclasses.asdict(config.execution()) if policy is not None else "expert"}
     write_report(out_dir, summaries, title=display, meta=meta)
     return Evaluation(name, out_dir, summaries, stats, skipped)
+
+
+def _check_robocasa() -> None:
+    """Fail here, in one line, rather than in every worker once per episode."""
+    from envs.robocasa_backend import import_robocasa
+
+    try:
+        import_robocasa()
+    except RuntimeError as err:
+        raise ValueError(f"--backend robocasa: {err}") from None
 
 
 def _write_settings(out_dir: Path, config: RolloutConfig, policy_id: str) -> None:

@@ -20,6 +20,13 @@ class PolicyError(RuntimeError):
     """The policy raised or returned unusable actions; the run stops, finished episodes stay in the log."""
 
 
+class EnvFailure(RuntimeError):
+    """Episodes keep failing in the env even after reruns (a broken setup, not bad luck); the run stops."""
+
+# Consecutive given-up episodes that mean the env itself is broken (missing assets, bad backend), not flaky.
+GIVE_UP_AFTER = 2
+
+
 @dataclass
 class RunStats:
     """Where the wall time went: policy inference, env stepping (slowest worker per round) and the rest."""
@@ -88,6 +95,7 @@ def run_episodes(
     active: dict[int, _Slot] = {}
     start_wall = time.perf_counter()
     restarts_before = pool.restarts
+    errors_in_a_row = 0
     chunk_size = getattr(policy, "chunk_size", None)
 
     def assign(worker: int) -> None:
@@ -125,6 +133,10 @@ def run_episodes(
                 if reply[0] == "failed":
                     if slot.spec.attempt >= settings.max_reruns:
                         finish(worker, False, 0, error=reply[1])
+                        errors_in_a_row += 1
+                        if errors_in_a_row >= GIVE_UP_AFTER:
+                            raise EnvFailure(f"{errors_in_a_row} episodes in a row failed "
+                                             f"{settings.max_reruns + 1} times each; last: {reply[1]}")
                     else:
                         # Rerun from its initial state: a partial episode is not comparable to a whole one.
                         active.pop(worker)
@@ -136,6 +148,7 @@ def run_episodes(
                     stats.env_steps += 1
                     _, obs, done, success, steps, _ = reply
                     if done:
+                        errors_in_a_row = 0
                         finish(worker, success, steps)
                         assign(worker)
                         continue

@@ -192,3 +192,26 @@ def test_videos_have_every_step_and_hold_the_outcome(tmp_path):
     reader = imageio.get_reader(row["video"])
     assert reader.count_frames() == row["steps"] + 1 + 20  # reset frame, one per step, one second of outcome
     assert reader.get_data(0).shape[1] == 3 * 16  # three 16 px views side by side
+
+
+def make_broken_env(task, **kwargs):
+    raise FileNotFoundError("kitchen assets not found at /nowhere")
+
+
+def test_an_env_that_never_builds_stops_the_run_with_its_error(tmp_path):
+    from rollouts.runner import EnvFailure
+
+    config = _config(tmp_path, task="ReachA", num_envs=1, max_reruns=1)
+    with pytest.raises(EnvFailure, match=r"2 episodes in a row failed 2 times each; last: .*kitchen assets not found"):
+        evaluate(config, policy_override=(None, "expert", "expert"), env_factory="test_rollout_runner:make_broken_env",
+                 expert_factory=SPEC.expert_factory, tasks=["ReachA"])
+    rows = [json.loads(line) for line in (tmp_path / "out" / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["error"] for r in rows)
+
+
+def test_temporal_ensembling_through_the_runner(tmp_path):
+    policy = ProportionalPolicy()
+    ev = _run(tmp_path, policy=policy, execute_mode="ensemble", execute_steps=1, task="ReachA", num_envs=1, episodes=2)
+    steps = sum(r["steps"] for r in _lines(ev))
+    assert ev.summaries["ReachA"].successes == 2
+    assert len(policy.batch_sizes) == steps  # a fresh chunk every step, blended with the overlapping ones

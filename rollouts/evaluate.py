@@ -97,7 +97,7 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     name = f"{display}-{config.backend}-{config.result_fingerprint(policy_id)}"
     out_dir = Path(config.out_dir) if config.out_dir else OUTPUT_ROOT / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_settings(out_dir, config, policy_id)
+    _write_settings(out_dir, config, policy_id, config.result_fingerprint(policy_id))
     log = ResultsLog(out_dir / "episodes.jsonl")
     specs = episode_specs(tasks, config)
     todo = [s for s in specs if not log.is_done(EpisodeKey(s.task, s.base_seed, s.index))]
@@ -143,10 +143,18 @@ def _check_robocasa() -> None:
         raise ValueError(f"--backend robocasa: {err}") from None
 
 
-def _write_settings(out_dir: Path, config: RolloutConfig, policy_id: str) -> None:
+def _write_settings(out_dir: Path, config: RolloutConfig, policy_id: str, fingerprint: str) -> None:
     path = out_dir / "rollout_config.json"
+    if path.exists():
+        # Resuming into results made under other settings would mix two evaluations in one success rate.
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") not in (None, fingerprint):
+            raise ValueError(f"{out_dir} holds results of another policy or settings (policy {old.get('policy_id')}, "
+                             f"backend {old.get('backend')}, image size {old.get('image_size')}, execute "
+                             f"{old.get('execute_mode')}/{old.get('execute_steps')}); pass another --out-dir")
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps({"policy_id": policy_id, **dataclasses.asdict(config)}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"policy_id": policy_id, "fingerprint": fingerprint, **dataclasses.asdict(config)},
+                              indent=2) + "\n")
     os.replace(tmp, path)
 
 

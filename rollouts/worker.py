@@ -10,6 +10,7 @@ Any exception inside the env is replied as ("error", one-line message) so the pa
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import time
 import traceback
@@ -84,9 +85,9 @@ def _task_horizon(env, task: str, override: int) -> int:
 
 def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
     """Serve reset/step requests until told to close or the pipe breaks."""
-    # Each worker is one core's worth of simulation; torch/BLAS threads would only fight the other workers.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     make_env = load_callable(spec.env_factory)
+    if spec.env_factory == "envs:make":
+        _quiet_robosuite()
     make_expert = load_callable(spec.expert_factory) if spec.expert else None
     fault = _parse_fault(spec.fault)
     envs: dict[str, object] = {}
@@ -126,6 +127,13 @@ def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
             env.close()
         except Exception:
             pass
+
+
+def _quiet_robosuite() -> None:
+    # robosuite logs each controller load at INFO: a line per scene per worker, interleaved with the progress bar.
+    import robosuite  # noqa: F401  (its import installs the handler whose level is lowered here)
+
+    logging.getLogger("robosuite_logs").setLevel(logging.WARNING)
 
 
 def _reset(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expert, worker_id: int) -> _Episode:

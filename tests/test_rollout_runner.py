@@ -101,7 +101,8 @@ SPEC = WorkerSpec(image_size=16, render=False, expert=True, send_obs=False,
 
 def _config(tmp_path, **kw):
     kw = {"task": "all", "policy": "expert", "episodes": 6, "num_envs": 2, "image_size": 16, **kw}
-    return RolloutConfig(out_dir=str(tmp_path / "out"), progress=False, horizon=HORIZON, **kw)
+    kw.setdefault("horizon", HORIZON)
+    return RolloutConfig(out_dir=str(tmp_path / "out"), progress=False, **kw)
 
 
 def _run(tmp_path, policy=None, **kw):
@@ -215,3 +216,9 @@ def test_temporal_ensembling_through_the_runner(tmp_path):
     steps = sum(r["steps"] for r in _lines(ev))
     assert ev.summaries["ReachA"].successes == 2
     assert len(policy.batch_sizes) == steps  # a fresh chunk every step, blended with the overlapping ones
+
+
+def test_resuming_into_results_of_other_settings_is_refused(tmp_path):
+    _run(tmp_path, episodes=1, task="ReachA", num_envs=1)
+    with pytest.raises(ValueError, match="holds results of another policy or settings .*pass another --out-dir"):
+        _run(tmp_path, episodes=1, task="ReachA", num_envs=1, horizon=10)

@@ -151,3 +151,16 @@ def test_head_config_rejects_inconsistent_widths():
         ActionHeadConfig(num_heads=8, head_dim=48)
     with pytest.raises(ValueError, match="must equal backbone_dim"):
         ActionHeadConfig(backbone_dim=128)
+
+
+def test_groot_n15_head_size_matches_the_reference():
+    """REFERENCE.md section 3: head ~1.07 B, DiT ~550 M, VL self-attention ~201 M (built on meta: no memory)."""
+    with torch.device("meta"):
+        head = FlowMatchingActionHead(get_preset("groot-n1.5").head)
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    assert count(head) == pytest.approx(1.07e9, rel=0.02)
+    assert count(head.dit) == pytest.approx(550e6, rel=0.02)
+    assert count(head.vl_self_attention) == pytest.approx(201e6, rel=0.01)

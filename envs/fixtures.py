@@ -14,7 +14,7 @@ COUNTER_TOP_Z = 0.92  # RoboCasa counters are ~0.92 m high
 COUNTER_FRONT_X = 0.48
 COUNTER_DEPTH = 0.62
 WALL_X = COUNTER_FRONT_X + COUNTER_DEPTH
-CABINET_BOTTOM_Z = COUNTER_TOP_Z + 0.40  # the interior floor is 0.02 above this (panel thickness)
+CABINET_BOTTOM_Z = COUNTER_TOP_Z + 0.53  # the interior floor is 0.02 above this (panel thickness)
 CABINET_HALF = (0.20, 0.30, 0.25)  # depth, width, height half extents
 
 # Colours are overwritten at reset; these are only the compiled defaults.
@@ -67,7 +67,7 @@ def coffee_machine() -> ET.Element:
 
 def microwave() -> ET.Element:
     """Microwave: hollow shell, a door hinged on its left edge, a right control panel with start/stop buttons."""
-    w, d, h = 0.25, 0.18, 0.15  # half extents
+    w, d, h = 0.25, 0.18, 0.16  # half extents
     x0 = COUNTER_FRONT_X + 0.16 + d
     fx = -d  # front face x in body frame
     door_w = 0.17  # half width of the door; the panel takes the rest
@@ -83,11 +83,11 @@ def microwave() -> ET.Element:
           {_box("mw_light", (0.05, w - door_w, -h + 0.03), (0.06, 0.06, 0.01), "1 0.85 0.3 1", collide=False)}
           <geom name="mw_bowl" type="cylinder" pos="0 {w - door_w:.4f} {-h + 0.045:.4f}" size="0.06 0.025"
                 rgba="0.3 0.4 0.8 1" group="0"/>
-          <geom name="mw_start_button" type="cylinder" pos="{fx - 0.006:.4f} {-door_w:.4f} 0.05"
+          <geom name="mw_start_button" type="cylinder" pos="{fx - 0.006:.4f} {-door_w:.4f} 0.075"
                 quat="0.7071 0 0.7071 0" size="0.016 0.008" rgba="0.1 0.7 0.2 1" group="0"/>
-          <geom name="mw_stop_button" type="cylinder" pos="{fx - 0.006:.4f} {-door_w:.4f} -0.03"
+          <geom name="mw_stop_button" type="cylinder" pos="{fx - 0.006:.4f} {-door_w:.4f} 0.01"
                 quat="0.7071 0 0.7071 0" size="0.016 0.008" rgba="0.8 0.1 0.1 1" group="0"/>
-          <site name="mw_stop_button_site" pos="{fx - 0.014:.4f} {-door_w:.4f} -0.03" size="0.005"
+          <site name="mw_stop_button_site" pos="{fx - 0.014:.4f} {-door_w:.4f} 0.01" size="0.005"
                 rgba="0 0 0 0"/>
           <body name="mw_door" pos="{fx:.4f} {w:.4f} 0">
             <inertial pos="0 {-door_w:.4f} 0" mass="1.0" diaginertia="0.01 0.01 0.01"/>
@@ -135,7 +135,7 @@ class ObjectShape:
 
 OBJECT_SHAPES: tuple[ObjectShape, ...] = (
     ObjectShape("can", "cylinder", (0.028, 0.05), 0.05),
-    ObjectShape("box", "box", (0.025, 0.03, 0.055), 0.055),
+    ObjectShape("box", "box", (0.022, 0.025, 0.055), 0.055),
     ObjectShape("bottle", "cylinder", (0.024, 0.07), 0.07),
     ObjectShape("block", "box", (0.026, 0.026, 0.026), 0.026),
     ObjectShape("cup", "cylinder", (0.032, 0.04), 0.04),

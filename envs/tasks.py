@@ -234,6 +234,7 @@ class PnPCabToCounter(KitchenEnv):
             "cabinet_floor_z": np.array(fixtures.CABINET_BOTTOM_Z + 0.02),
             "counter_top_z": np.array(fixtures.COUNTER_TOP_Z),
             "counter_front_x": np.array(fixtures.COUNTER_FRONT_X),
+            "object_on_counter": np.array(self.touching(self.object_geoms[self.target], self.counter_geoms)),
         }
 
 

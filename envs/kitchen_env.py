@@ -19,7 +19,7 @@ from robosuite.models.arenas import EmptyArena
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils import transform_utils as T
 
-from envs import fixtures
+from envs.action_layout import robosuite_permutation
 from envs.meshes import decimate_visual_meshes
 from envs.rendering import FastRenderer
 from vla.embodiments import ROBOCASA_PANDA_OMRON
@@ -29,9 +29,6 @@ CAMERA_MJCF_NAMES = {"left": "robot0_agentview_left", "right": "robot0_agentview
 ACTION_DIM = ROBOCASA_PANDA_OMRON.action_dim
 STATE_DIM = ROBOCASA_PANDA_OMRON.state_dim
 
-# RoboCasa layout [pos 3, rot 3, gripper, base 3, torso, mode] -> robosuite's HYBRID_MOBILE_BASE order
-# [arm 6, torso, base 3, gripper, mode] (checked against the composite controller's split at construction).
-_TO_ROBOSUITE = np.array([0, 1, 2, 3, 4, 5, 10, 7, 8, 9, 6, 11])
 
 
 @dataclass(frozen=True)
@@ -85,10 +82,7 @@ class KitchenEnv(ManipulationEnv):
             lite_physics=True,
             seed=seed,
         )
-        split = self.robots[0].composite_controller._action_split_indexes
-        expected = {"right": (0, 6), "torso": (6, 7), "base": (7, 10), "right_gripper": (10, 11)}
-        if dict(split) != expected:
-            raise RuntimeError(f"robosuite action split changed: {dict(split)}; expected {expected}")
+        self.to_robosuite = robosuite_permutation(dict(self.robots[0].composite_controller._action_split_indexes))
         self.image_renderer = None
         if config.render:
             cams = {key: CAMERA_MJCF_NAMES[key] for key in config.cameras}
@@ -134,6 +128,7 @@ class KitchenEnv(ManipulationEnv):
         self.gripper_qpos_adr = np.array([m.jnt_qposadr[m.joint(j).id] for j in
                                           ("gripper0_right_finger_joint1", "gripper0_right_finger_joint2")])
         self._default_light = m.light_diffuse.copy()
+        self.fixture_home: dict[str, np.ndarray] = {}  # compiled fixture positions, before any randomization
         self.setup_task_references()
 
     def setup_task_references(self) -> None:
@@ -180,7 +175,7 @@ class KitchenEnv(ManipulationEnv):
     # ----- queries -----
     def step_robot(self, action12: np.ndarray) -> None:
         """Advance one control step with a validated 12-D RoboCasa-layout action."""
-        self.step(np.asarray(action12, np.float64)[_TO_ROBOSUITE])
+        self.step(np.asarray(action12, np.float64)[self.to_robosuite])
 
     def render_images(self) -> dict[str, np.ndarray]:
         """Camera images keyed by short name (left/right/wrist); empty when rendering is off."""

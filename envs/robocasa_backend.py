@@ -9,6 +9,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from envs.action_layout import robosuite_permutation
 from envs.registry import get_task
 from envs.validation import check_action
 from vla.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
@@ -59,6 +60,7 @@ class RoboCasaGymEnv(gym.Env):
             camera_widths=image_size, ignore_done=True, control_freq=20, seed=seed,
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ROBOCASA_PANDA_OMRON.action_dim,), np.float32)
+        self.to_robosuite = robosuite_permutation(dict(self.env.robots[0].composite_controller._action_split_indexes))
         self._t = 0
 
     def _obs(self, raw: dict) -> dict:
@@ -75,7 +77,7 @@ class RoboCasaGymEnv(gym.Env):
         return self._obs(raw), {"success": False}
 
     def step(self, action):
-        raw, _, _, _ = self.env.step(check_action(action, ROBOCASA_PANDA_OMRON.action_dim))
+        raw, _, _, _ = self.env.step(check_action(action, ROBOCASA_PANDA_OMRON.action_dim)[self.to_robosuite])
         self._t += 1
         success = bool(self.env._check_success())
         return self._obs(raw), float(success), success, self._t >= self.horizon and not success, {"success": success}

@@ -50,9 +50,7 @@ class _FixtureScaler:
 def _place_fixture(env: KitchenEnv, body: str, rng, dx: float, dy: float, dyaw: float) -> None:
     m = env.mj_model
     bid = m.body(body).id
-    if not hasattr(env, "_fixture_home"):
-        env._fixture_home = {}
-    home = env._fixture_home.setdefault(body, m.body_pos[bid].copy())
+    home = env.fixture_home.setdefault(body, m.body_pos[bid].copy())
     m.body_pos[bid] = home + [rng.uniform(-dx, dx), rng.uniform(-dy, dy), 0.0]
     m.body_quat[bid] = _yaw_quat(rng.uniform(-dyaw, dyaw))
 

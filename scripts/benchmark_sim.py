@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
-from envs.kitchen_env import _TO_ROBOSUITE  # noqa: E402
 from policies.experts import make_expert  # noqa: E402
 
 
@@ -75,7 +74,7 @@ def wrapper_overhead(task: str, cfg: BenchConfig, block: int = 10) -> tuple[floa
     for i in range(cfg.warmup, cfg.warmup + cfg.steps - 2 * block + 1, 2 * block):
         t0 = time.perf_counter()
         for a in acts[i:i + block]:
-            sim.step(a.astype(np.float64)[_TO_ROBOSUITE])
+            sim.step(a.astype(np.float64)[sim.to_robosuite])
             sim.image_renderer.render(sim.mj_data)
         t1 = time.perf_counter()
         for a in acts[i + block:i + 2 * block]:

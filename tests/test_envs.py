@@ -201,3 +201,28 @@ def test_robocasa_backend_guard_and_name_mapping():
     assert robocasa_env_name("CoffeePressButton", "1.0.1") == "StartCoffeeMachine"
     assert robocasa_env_name("PnPCabToCounter", "1.0") == "PickPlaceCabinetToCounter"
     assert robocasa_env_name("TurnOffMicrowave", "1.0") == "TurnOffMicrowave"
+
+
+def test_action_channels_follow_the_robocasa_layout():
+    env = envs.make("CoffeePressButton", render=False, seed=0)
+    obs, _ = env.reset(seed=0)
+    start = obs[STATE_KEY]
+    forward_and_close = IDLE.copy()
+    forward_and_close[0] = 1.0  # +x eef (base frame)
+    forward_and_close[6] = 1.0  # close the gripper
+    for _ in range(10):
+        obs, *_ = env.step(forward_and_close)
+    state = obs[STATE_KEY]
+    assert state[7] - start[7] > 0.05  # eef moved forward in the base frame
+    assert state[14] < start[14] - 0.01  # fingers closed
+    np.testing.assert_allclose(state[:3], start[:3], atol=0.01)  # base stayed put (arm mode)
+    env.close()
+
+
+def test_permutation_matches_robosuite_split():
+    from envs.action_layout import robosuite_permutation
+
+    split = {"right": (0, 6), "torso": (6, 7), "base": (7, 10), "right_gripper": (10, 11)}
+    np.testing.assert_array_equal(robosuite_permutation(split), [0, 1, 2, 3, 4, 5, 10, 7, 8, 9, 6, 11])
+    with pytest.raises(RuntimeError, match="does not cover"):
+        robosuite_permutation({"right": (0, 6), "torso": (6, 7), "base": (6, 9), "right_gripper": (10, 11)})

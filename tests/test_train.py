@@ -1,0 +1,166 @@
+"""Training end to end on the tiny preset and a tiny synthetic dataset: loss goes down, checkpoints round-trip,
+resuming (after a stop or a SIGKILL) continues the loss curve exactly, and bad input is one line."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from checkpoints import find_latest, load_policy_checkpoint
+from checkpoints.format import CheckpointError, list_checkpoints
+from vla.data.schema import DatasetSpec
+from vla.data.synthetic import synthetic_episode
+from vla.data.writer import DatasetWriter
+from vla.train.cli import main, parse_args
+from vla.train.logger import read_metrics
+from vla.train.preflight import plan_run
+from vla.train.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+TASKS = ("TurnOffMicrowave", "CoffeePressButton", "PnPCabToCounter")
+
+
+def learnable_episode(i: int):
+    """A synthetic episode whose actions follow a smooth per-task curve, so there is something to learn."""
+    ep = synthetic_episode(20 + i, seed=i, image_size=64, task_name=TASKS[i % 3])
+    t = np.arange(len(ep))[:, None] / len(ep)
+    action = ep.action.copy()
+    action[:, :6] = 0.5 * np.sin(2 * np.pi * t + np.arange(6) + i % 3)
+    return dataclasses.replace(ep, action=action.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-ds") / "demos"
+    with DatasetWriter(root, DatasetSpec(image_size=64), source="synthetic") as writer:
+        for i in range(3):
+            writer.add_episode(learnable_episode(i))
+    return root
+
+
+def args(dataset, out, *extra):
+    return ["--preset", "tiny", "--dataset", str(dataset), "--output", str(out), "--batch-size", "4",
+            "--log-every", "1", "--wandb", "false", *map(str, extra)]
+
+
+def train(argv):
+    train_cfg, model_cfg = parse_args(argv)
+    workspace = Workspace(plan_run(train_cfg, model_cfg))
+    return workspace, workspace.run()
+
+
+def losses(run_dir):
+    return {row["step"]: row["loss"] for row in read_metrics(run_dir)}
+
+
+def test_a_few_steps_lower_the_loss_and_write_a_loadable_checkpoint(dataset, tmp_path):
+    workspace, result = train(args(dataset, tmp_path, "--steps", 200, "--save-every", 100, "--batch-size", 8,
+                                   "--cache-features"))
+    curve = [losses(result.run_dir)[s] for s in range(1, 201)]
+    assert sum(curve[-20:]) / 20 < 0.75 * sum(curve[:20]) / 20
+    assert result.checkpoint == result.run_dir / "checkpoint-000200"
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["checkpoint-000100", "checkpoint-000200"]
+    assert (result.run_dir / "loss.png").is_file() and (result.run_dir / "tensorboard").is_dir()
+    for name in ("config.json", "model.safetensors", "normalizer.json", "README.md", "training_state/rng.pt"):
+        assert (result.checkpoint / name).is_file(), name
+    assert find_latest(tmp_path) == result.checkpoint
+
+    # Round trip: the reloaded policy predicts exactly what the trained one does.
+    model, config, normalizer = load_policy_checkpoint(result.checkpoint)
+    assert config["embodiment"] == "robocasa_panda_omron" and config["image_size"] == 64
+    trained = workspace.model.eval()
+    batch = {
+        "images": torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8),
+        "instruction": ["press the stop button on the microwave"] * 2,
+        "state": torch.zeros(2, 16), "embodiment": "robocasa_panda_omron",
+    }
+    torch.manual_seed(0)
+    expected = trained.predict_action_chunk(batch)
+    torch.manual_seed(0)
+    assert torch.equal(model.predict_action_chunk(batch), expected)
+    assert normalizer.to_dict() == json.loads((result.checkpoint / "normalizer.json").read_text())
+
+
+def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path):
+    # Uncached, with image augmentation: data order, augmentation, dropout and noise must all resume exactly.
+    common = ["--steps", 8, "--save-every", 2]
+    _, full = train(args(dataset, tmp_path / "a", *common))
+    _, first = train(args(dataset, tmp_path / "b", *common, "--stop-at-step", 5))
+    assert first.stopped_early and first.checkpoint.name == "checkpoint-000005"
+    _, resumed = train(args(dataset, tmp_path / "b", *common))
+    a, b = losses(full.run_dir), losses(resumed.run_dir)
+    assert sorted(b) == list(range(1, 9))
+    for step in range(1, 9):
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
+
+
+def test_sigkill_mid_run_then_same_command_resumes_exactly(dataset, tmp_path):
+    cmd = [sys.executable, str(REPO / "train_vla.py"),
+           *args(dataset, tmp_path / "killed", "--steps", 14, "--save-every", 3, "--cache-features")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    run_dir = None
+    while time.time() < deadline and proc.poll() is None:
+        runs = list((tmp_path / "killed").glob("*/metrics.jsonl"))
+        if runs and max((r["step"] for r in read_metrics(runs[0].parent)), default=0) >= 8:
+            run_dir = runs[0].parent
+            break
+        time.sleep(0.05)
+    assert run_dir is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "too slow"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list_checkpoints(run_dir)[-1].name in ("checkpoint-000006", "checkpoint-000009", "checkpoint-000012")
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from" in done.stdout and "python rollout.py --task all --checkpoint" in done.stdout
+    _, full = train(args(dataset, tmp_path / "full", "--steps", 14, "--save-every", 3, "--cache-features"))
+    a, b = losses(full.run_dir), losses(run_dir)
+    assert sorted(b) == list(range(1, 15))
+    for step in range(1, 15):
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
+
+
+def one_line_error(argv, capsys):
+    capsys.readouterr()  # drop output of earlier calls
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert "does not exist" in one_line_error(args(tmp_path / "missing", out), capsys)
+    (tmp_path / "empty").mkdir()
+    assert "is empty" in one_line_error(args(tmp_path / "empty", out), capsys)
+    (tmp_path / "junk" / "meta").mkdir(parents=True)
+    (tmp_path / "junk" / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v2.1"}))
+    assert "codebase_version" in one_line_error(args(tmp_path / "junk", out), capsys)
+    (tmp_path / "llama").mkdir()
+    (tmp_path / "llama" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert "not Qwen3-VL" in one_line_error(args(dataset, out, "--backbone", tmp_path / "llama"), capsys)
+    assert "did you mean 'steps'" in one_line_error(args(dataset, out, "--stesp", 3), capsys)
+    assert not out.exists()  # nothing was written by any of the above
+
+
+def test_resume_with_a_different_model_is_refused(dataset, tmp_path, capsys):
+    _, done = train(args(dataset, tmp_path, "--steps", 2, "--save-every", 2, "--cache-features"))
+    err = one_line_error(args(dataset, tmp_path, "--steps", 4, "--resume", done.checkpoint,
+                              "--model.head.num-layers", 3), capsys)
+    assert "model config differs" in err and "head.num_layers: 2 != 3" in err
+    (done.checkpoint / "training_state" / "state.json").unlink()
+    assert "no training_state" in one_line_error(args(dataset, tmp_path, "--resume", done.checkpoint), capsys)
+    with pytest.raises(CheckpointError, match="incomplete"):
+        (done.checkpoint / "normalizer.json").unlink()
+        load_policy_checkpoint(done.checkpoint)

@@ -1,0 +1,347 @@
+"""The training workspace: owns the loop, data order, optimizer, checkpoints and logs; the model knows none of them.
+
+Runs unchanged on one CPU, one GPU, or several under `accelerate launch` / `torchrun` (DDP; FSDP via an accelerate
+config). Only the main process writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from checkpoints.format import (
+    CheckpointContents,
+    prune_checkpoints,
+    read_training_state,
+    read_weights,
+    remove_stale_temp_dirs,
+    save_checkpoint,
+    step_dir_name,
+)
+from vla.train.config import TrainConfig
+from vla.train.logger import RunLogger, plot_loss
+from vla.train.preflight import Plan
+from vla.train.rng import capture_rng, restore_rng
+from vla.train.sampling import SeededSamples, StepBatchSampler
+from vla.train.schedule import make_scheduler
+from vla.train.weights import backbone_prefixes, find_backbone, weights_fingerprint, weights_to_save
+
+MODEL_KEYS = ("images", "instruction", "state", "action", "action_is_pad", "backbone_features",
+              "backbone_attention_mask", "backbone_image_mask")
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    run_dir: Path
+    checkpoint: Path | None
+    step: int
+    final_loss: float | None
+    wall_s: float
+    samples_per_s: float
+    stopped_early: bool = False
+
+
+def make_accelerator(cfg: TrainConfig):
+    """An Accelerator for this machine: bf16 autocast + TF32 on CUDA, plain fp32 on CPU."""
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if not cuda and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
+    if cuda and cfg.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Accelerator(cpu=not cuda, mixed_precision=precision)
+
+
+class Workspace:
+    """One training run from a validated Plan."""
+
+    def __init__(self, plan: Plan):
+        self.plan, self.cfg = plan, plan.train
+        self.accelerator = make_accelerator(self.cfg)
+        self.is_main = self.accelerator.is_main_process
+        self._stop_signal: int | None = None
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+
+    def _build_model(self):
+        from vla.model import VLA
+
+        torch.manual_seed(self.cfg.seed)
+        return VLA(self.plan.model, device=self.accelerator.device)
+
+    def _build_dataset(self, model, normalizer):
+        """The training samples: images + instruction, or cached backbone features."""
+        from vla.train.data import training_dataset
+
+        data_cfg = self.cfg.data
+        if not self.cfg.cache_features:
+            return training_dataset(data_cfg, self.plan.dataset, normalizer, train=True)
+        from vla.train.feature_cache import ensure_feature_cache
+
+        return ensure_feature_cache(
+            dataset_root=self.plan.dataset, data_cfg=data_cfg, model=model, normalizer=normalizer,
+            cache_dir=self.cfg.cache_dir, backbone_fp=self._backbone_fp, batch_size=self.cfg.batch_size,
+            num_workers=self.cfg.num_workers, accelerator=self.accelerator,
+        )
+
+    def _collate(self):
+        if self.cfg.cache_features:
+            from vla.train.feature_cache import collate_cached
+
+            return collate_cached
+        from vla.data.dataset import collate
+
+        return collate
+
+    def _loader(self, dataset, start_step: int):
+        sampler = StepBatchSampler(len(dataset), self.cfg.batch_size, self.cfg.seed, start_step,
+                                   self.accelerator.num_processes, self.accelerator.process_index)
+        # A private generator: creating the iterator must not draw from the global RNG (resumes must match).
+        return torch.utils.data.DataLoader(
+            SeededSamples(dataset), batch_sampler=sampler, collate_fn=self._collate(),
+            num_workers=self.cfg.num_workers, generator=torch.Generator().manual_seed(self.cfg.seed),
+            persistent_workers=self.cfg.num_workers > 0, pin_memory=self.accelerator.device.type == "cuda",
+        ), sampler
+
+    def _to_device(self, batch: dict) -> dict:
+        device = self.accelerator.device
+        out = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+               for k, v in batch.items() if k in MODEL_KEYS}
+        out["embodiment"] = self.cfg.data.embodiment
+        return out
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+
+    def _checkpoint_config(self, model, normalizer, step: int, dataset_len: int, includes_backbone: bool,
+                           backbone_fp: str, loss: float | None) -> dict:
+        from vla.embodiments import get_embodiment
+        import transformers
+
+        robot = get_embodiment(self.cfg.data.embodiment)
+        return {
+            "model": self.plan.model.to_dict(),
+            "embodiment": robot.name,
+            "cameras": list(robot.cameras),
+            "image_size": self._image_size,
+            "action_horizon": self.plan.model.head.action_horizon,
+            "transforms": {"image_aug": dataclasses.asdict(self.cfg.data.augment),
+                           "eval": "centre crop of image_aug.crop_scale, resize to image_aug.resize, no jitter"},
+            "backbone": {"name": self.plan.backbone.name, "source": self.plan.backbone.source,
+                         "fingerprint": backbone_fp},
+            "weights": {"includes_backbone": includes_backbone},
+            "step": step,
+            "total_steps": self.cfg.steps,
+            "loss": loss,
+            "dataset": {"root": str(self.plan.dataset), "num_samples": dataset_len},
+            "training": self.cfg.to_dict(),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        }
+
+    def _model_card(self, config: dict, path: Path) -> str:
+        loss = config["loss"]
+        return (
+            f"# VLA checkpoint, step {config['step']} of {config['total_steps']}\n\n"
+            f"- model preset: `{self.cfg.preset}`; backbone: `{config['backbone']['name']}` "
+            f"(`{config['backbone']['source']}`)\n"
+            f"- embodiment: `{config['embodiment']}`; cameras: {', '.join(config['cameras'])}; "
+            f"action chunk: {config['action_horizon']} steps\n"
+            f"- trained on `{config['dataset']['root']}` ({config['dataset']['num_samples']} samples), "
+            f"batch {self.cfg.batch_size} x {self.accelerator.num_processes} process(es), lr {self.cfg.optim.lr}\n"
+            f"- last logged flow-matching loss: {'n/a' if loss is None else f'{loss:.4f}'}\n\n"
+            f"Evaluate: `python rollout.py --task all --checkpoint {path}`\n"
+        )
+
+    def save(self, model, optimizer, scheduler, normalizer, step: int, dataset_len: int, loss: float | None) -> Path:
+        """Write checkpoint-<step> (main process), with the RNG states of every process, then prune old ones."""
+        from accelerate.utils import gather_object
+
+        acc = self.accelerator
+        rng = capture_rng()
+        rngs = gather_object([rng]) if acc.num_processes > 1 else [rng]
+        state_dict = acc.get_state_dict(model)  # gathers full weights under FSDP; collective, so every rank calls
+        optim_state = self._optimizer_state(model, optimizer)
+        path = self.plan.run_dir / step_dir_name(step)
+        if self.is_main:
+            unwrapped = acc.unwrap_model(model)
+            weights, includes_backbone = weights_to_save(unwrapped, state_dict)
+            config = self._checkpoint_config(unwrapped, normalizer, step, dataset_len, includes_backbone,
+                                             self._backbone_fp, loss)
+            training_state = {
+                "state.json": {"step": step, "seed": self.cfg.seed, "batch_size": self.cfg.batch_size,
+                               "world_size": acc.num_processes, "loss": loss},
+                "optimizer.pt": optim_state,
+                "scheduler.pt": scheduler.state_dict(),
+                "rng.pt": {"per_process": rngs},
+            }
+            save_checkpoint(path, CheckpointContents(config=config, weights=weights,
+                                                     normalizer=normalizer.to_dict(),
+                                                     card=self._model_card(config, path),
+                                                     training_state=training_state))
+            prune_checkpoints(self.plan.run_dir, self.cfg.keep_last)
+        acc.wait_for_everyone()
+        return path
+
+    def _optimizer_state(self, model, optimizer) -> dict:
+        if self._is_fsdp():
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            return FSDP.optim_state_dict(model, optimizer)
+        return optimizer.state_dict()
+
+    def _is_fsdp(self) -> bool:
+        from accelerate.utils import DistributedType
+
+        return self.accelerator.distributed_type == DistributedType.FSDP
+
+    def restore(self, model, optimizer, scheduler) -> int:
+        """Load weights, optimizer, scheduler and this process's RNG from the resume checkpoint; returns its step."""
+        path = self.plan.resume_from
+        state = read_training_state(path)
+        weights = read_weights(path / "model.safetensors")
+        unwrapped = self.accelerator.unwrap_model(model)
+        missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
+        prefixes = backbone_prefixes(unwrapped)
+        missing = [k for k in missing if not any(k.startswith(p) for p in prefixes)]
+        if missing or unexpected:
+            raise RuntimeError(f"--resume {path}: weights do not fit the model ({len(missing)} missing, "
+                               f"{len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]})")
+        optim_state = state["optimizer.pt"]
+        if self._is_fsdp():
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            optim_state = FSDP.optim_state_dict_to_load(model, optimizer, optim_state)
+        optimizer.load_state_dict(optim_state)
+        scheduler.load_state_dict(state["scheduler.pt"])
+        info = state["state.json"]
+        rngs = state["rng.pt"]["per_process"]
+        same_layout = (info["world_size"] == self.accelerator.num_processes and info["batch_size"] == self.cfg.batch_size
+                       and info["seed"] == self.cfg.seed)
+        if not same_layout and self.is_main:
+            print(f"warning: resuming with a different seed, batch size or process count than {path} was saved with; "
+                  f"the data order from here on differs from the original run's", file=sys.stderr)
+        restore_rng(rngs[self.accelerator.process_index % len(rngs)])
+        return int(info["step"])
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self):
+        def handler(signum, frame):
+            self._stop_signal = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+
+    def run(self) -> TrainResult:
+        """Train until `steps` (or `stop_at_step`, or SIGINT/SIGTERM), saving every `save_every` steps and at the end."""
+        from vla.data.normalize import Normalizer
+
+        cfg, acc = self.cfg, self.accelerator
+        started = time.perf_counter()
+        if self.is_main:
+            remove_stale_temp_dirs(self.plan.run_dir)
+        model = self._build_model()
+        normalizer = Normalizer.from_dataset(self.plan.dataset, cfg.data.embodiment)
+        self._backbone_fp = weights_fingerprint(find_backbone(model) or model)
+        dataset = self._build_dataset(model, normalizer)
+        self._image_size = getattr(dataset, "image_size", None) or _dataset_image_size(self.plan.dataset)
+        params = [p for p in model.trainable_parameters()]
+        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                      weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
+        scheduler = make_scheduler(optimizer, cfg.steps, cfg.optim.warmup_ratio, cfg.optim.schedule)
+        model, optimizer = acc.prepare(model, optimizer)
+        start_step = self.restore(model, optimizer, scheduler) if self.plan.resume_from else 0
+        if start_step >= cfg.steps:
+            if self.is_main:
+                print(f"run {self.plan.run_dir} is already trained to step {start_step} (--steps {cfg.steps})")
+            return TrainResult(self.plan.run_dir, self.plan.resume_from, start_step, None, 0.0, 0.0)
+        loader, _ = self._loader(dataset, start_step)
+        logger = RunLogger(self.plan.run_dir, {"train": cfg.to_dict(), "model": self.plan.model.to_dict()},
+                           start_step, cfg.wandb, self.plan.run_dir.name) if self.is_main else None
+        self._install_signal_handlers()
+        end_step = min(cfg.steps, cfg.stop_at_step) if cfg.stop_at_step else cfg.steps
+        global_batch = cfg.batch_size * acc.num_processes
+        bar = None
+        if self.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
+                       mininterval=1.0)
+        step, window, last_loss, checkpoint = start_step, [], None, None
+        window_started, window_samples = time.perf_counter(), 0
+        train_started, trained_samples = time.perf_counter(), 0
+        model.train()
+        data = iter(loader)
+        try:
+            while step < end_step:
+                batch = self._to_device(next(data))
+                loss, _ = model(batch)
+                acc.backward(loss)
+                grad_norm = acc.clip_grad_norm_(params, cfg.optim.grad_clip) if cfg.optim.grad_clip > 0 else None
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                window.append(loss.detach())
+                window_samples += global_batch
+                trained_samples += global_batch
+                stopping = self._stop_signal is not None
+                if step % cfg.log_every == 0 or step == end_step or stopping:
+                    losses = acc.reduce(torch.stack(window), reduction="mean")
+                    last_loss = float(losses[-1])
+                    if not math.isfinite(last_loss):
+                        raise FloatingPointError(f"loss became {last_loss} at step {step}; lower --optim.lr")
+                    elapsed = time.perf_counter() - window_started
+                    row = {"loss": last_loss, "loss_avg": float(losses.mean()), "lr": scheduler.get_last_lr()[0],
+                           "samples_per_s": window_samples / max(elapsed, 1e-9)}
+                    if grad_norm is not None:
+                        row["grad_norm"] = float(grad_norm)
+                    if self.is_main:
+                        logger.log(step, row)
+                        bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{row['lr']:.2e}",
+                                        samples_s=f"{row['samples_per_s']:.1f}", refresh=False)
+                    window, window_started, window_samples = [], time.perf_counter(), 0
+                if bar is not None:
+                    bar.update(1)
+                if step % cfg.save_every == 0 or step == end_step or stopping:
+                    checkpoint = self.save(model, optimizer, scheduler, normalizer, step, len(dataset), last_loss)
+                if stopping:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            if logger is not None:
+                logger.close()
+        self.model = acc.unwrap_model(model)
+        wall = time.perf_counter() - started
+        if self.is_main:
+            plot_loss(self.plan.run_dir)
+        rate = trained_samples / max(time.perf_counter() - train_started, 1e-9)
+        return TrainResult(self.plan.run_dir, checkpoint, step, last_loss, wall, rate,
+                           stopped_early=step < cfg.steps)
+
+
+def _dataset_image_size(root: Path) -> int | None:
+    import json
+
+    from vla.embodiments import IMAGE_KEYS
+
+    info = json.loads((Path(root) / "meta" / "info.json").read_text())
+    shape = info["features"][IMAGE_KEYS[0]]["shape"]
+    return int(shape[0] if shape[-1] == 3 else shape[1])

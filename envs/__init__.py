@@ -17,7 +17,8 @@ def make(task: str, backend: str = "builtin", *, image_size: int = 256, cameras=
     cameras = tuple(cameras)
     for cam in cameras:
         if cam not in CAMERA_NAMES:
-            raise ValueError(f"unknown camera {cam!r}{did_you_mean(cam, CAMERA_NAMES)}; valid: {', '.join(CAMERA_NAMES)}")
+            hint = did_you_mean(cam, CAMERA_NAMES)
+            raise ValueError(f"unknown camera {cam!r}{hint}; valid: {', '.join(CAMERA_NAMES)}")
     if int(image_size) < 8:
         raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
     horizon = int(horizon or spec.horizon)

@@ -7,6 +7,8 @@ render context survives. Tasks subclass KitchenEnv and fill in the scene, the ra
 
 from __future__ import annotations
 
+import copy
+import functools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import ClassVar
@@ -43,6 +45,16 @@ class SimConfig:
     decimate_meshes: bool = True
 
 
+@functools.lru_cache(maxsize=1)
+def _cached_controller_config() -> dict:
+    return load_composite_controller_config(robot="PandaOmron")
+
+
+def _controller_config() -> dict:
+    """RoboCasa's PandaOmron controller (OSC_POSE arm, 0.05 m / 0.5 rad per unit); loaded once, copied per env."""
+    return copy.deepcopy(_cached_controller_config())
+
+
 def _look_at_xyaxes(pos, target) -> str:
     forward = np.asarray(target, float) - np.asarray(pos, float)
     forward /= np.linalg.norm(forward)
@@ -70,7 +82,7 @@ class KitchenEnv(ManipulationEnv):
         self.instruction = ""
         super().__init__(
             robots="PandaOmron",
-            controller_configs=load_composite_controller_config(robot="PandaOmron"),
+            controller_configs=_controller_config(),
             initialization_noise={"magnitude": config.arm_init_noise, "type": "gaussian"},
             use_camera_obs=False,
             has_renderer=False,
@@ -121,7 +133,8 @@ class KitchenEnv(ManipulationEnv):
         self._references_ready = True
         m = self.sim.model._model
         self.mj_model, self.mj_data = m, self.sim.data._data
-        self.gripper_geoms = np.array([g for g in range(m.ngeom) if m.body(m.geom_bodyid[g]).name.startswith("gripper0_")])
+        in_gripper = [m.body(m.geom_bodyid[g]).name.startswith("gripper0_") for g in range(m.ngeom)]
+        self.gripper_geoms = np.flatnonzero(in_gripper)
         self.eef_site = m.site("gripper0_right_grip_site").id
         self.base_site = m.site("mobilebase0_center").id
         self.eef_body = m.body(self.robots[0].robot_model.eef_name["right"]).id

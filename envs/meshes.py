@@ -18,6 +18,7 @@ import numpy as np
 
 CACHE_ENV_VAR = "XVR_VLA_MESH_CACHE"
 _PACKAGE_CACHE = Path(__file__).resolve().parent / ".mesh_cache"
+_ALGORITHM_VERSION = 2  # part of the cache key: bump when decimate() changes
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def decimate(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[n
     extent = float(np.max(hi - lo)) or 1.0
     best = (verts, faces)
     # Coarsen the grid until the face budget is met; the finest grid that fits wins.
-    for cells in (400, 280, 200, 140, 100, 70, 50, 35, 25, 18, 12):
+    for cells in (400, 280, 200, 140, 100, 70, 50, 35, 25, 18, 12, 8):
         v, f = _cluster(verts, faces, lo, extent / cells)
         best = (v, f)
         if len(f) <= target_faces:
@@ -121,7 +122,8 @@ def write_obj(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
 def decimated_file(source: Path, config: DecimationConfig) -> Path:
     """Path of the cached decimated copy of source, generating it on first use."""
     stat = source.stat()
-    key = hashlib.sha1(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config}".encode()).hexdigest()[:16]
+    ident = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config}|{_ALGORITHM_VERSION}"
+    key = hashlib.sha1(ident.encode()).hexdigest()[:16]
     out = cache_dir() / f"{source.stem}_{key}.obj"
     if not out.exists():
         verts, faces = read_mesh(source)

@@ -18,7 +18,8 @@ class FastRenderer:
         self._renderer = mujoco.Renderer(model, height=height, width=width)
         scene = self._renderer.scene
         # Reflections alone double the cost; shadows cost ~100 ms per camera per light.
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+        flags = mujoco.mjtRndFlag
+        for flag in (flags.mjRND_SHADOW, flags.mjRND_REFLECTION, flags.mjRND_SKYBOX):
             scene.flags[flag] = 0
         self._option = mujoco.MjvOption()
         self._camera_ids = {key: model.camera(name).id for key, name in cameras.items()}

@@ -51,13 +51,16 @@ class RoboCasaGymEnv(gym.Env):
 
         self.cameras = tuple(cameras) if render else ()
         self.horizon = horizon
+        camera_kwargs = {}
+        if self.cameras:
+            camera_kwargs = dict(camera_names=[CAMERAS[c] for c in self.cameras], camera_heights=image_size,
+                                 camera_widths=image_size)
         self.env = robosuite.make(
             robocasa_env_name(task, getattr(robocasa, "__version__", "0.2")),
             robots="PandaOmron",
             controller_configs=load_composite_controller_config(robot="PandaOmron"),
             has_renderer=False, has_offscreen_renderer=bool(self.cameras), use_camera_obs=bool(self.cameras),
-            camera_names=[CAMERAS[c] for c in self.cameras] or None, camera_heights=image_size,
-            camera_widths=image_size, ignore_done=True, control_freq=20, seed=seed,
+            ignore_done=True, control_freq=20, seed=seed, **camera_kwargs,
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ROBOCASA_PANDA_OMRON.action_dim,), np.float32)
         self.to_robosuite = robosuite_permutation(dict(self.env.robots[0].composite_controller._action_split_indexes))

@@ -37,7 +37,7 @@ class OptimConfig:
 class CollectConfig:
     """The built-in demos made when the default dataset does not exist yet."""
 
-    episodes: int = 10  # per task
+    episodes: int = 5  # per task: ~230 frames each; 15 episodes collect in a few minutes on 2 cores
     image_size: int = 128  # small views keep collection and image decoding fast on CPU
     tasks: str = "all"
     seed: int = 0
@@ -89,9 +89,10 @@ class TrainConfig:
 # Why cpu_threads defaults to 1: on the 2-core machine the project targets, two intra-op threads made a head step
 # 5-8x slower than one whenever anything else ran (thread oversubscription); the data-loader worker uses the other
 # core. Set --cpu-threads 0 on a dedicated many-core machine.
-# Why `small` differs from the recipe's lr 1e-4: the CPU default run has only a few hundred steps, and at 1e-4 the
-# randomly initialised head barely leaves its starting loss in that budget; 1e-3 with the same warmup/cosine
-# shape reaches a clearly lower loss (measured, see scripts/benchmark_train.py and the training report).
+# Why the CPU presets (tiny, small) leave the recipe: they must train in minutes on 2 cores. lr 1e-3 instead of 1e-4
+# because a randomly initialised head gets only a few hundred steps. Everything else is the GR00T N1.5 recipe,
+# image augmentation included: with the tiny backbone the `small` head step dominates and images load in the
+# data-loader worker, so --cache-features gains nothing there (scripts/benchmark_train.py: ~47 samples/s both ways).
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(
         preset="tiny", steps=200, batch_size=8, save_every=100, optim=OptimConfig(lr=1e-3),

@@ -48,6 +48,7 @@ class TrainResult:
     wall_s: float
     samples_per_s: float
     stopped_early: bool = False
+    loop_s: float = 0.0  # time inside the training loop (wall_s minus setup, cache build and final plot)
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -332,9 +333,10 @@ class Workspace:
         wall = time.perf_counter() - started
         if self.is_main:
             plot_loss(self.plan.run_dir)
-        rate = trained_samples / max(time.perf_counter() - train_started, 1e-9)
+        loop = time.perf_counter() - train_started
+        rate = trained_samples / max(loop, 1e-9)
         return TrainResult(self.plan.run_dir, checkpoint, step, last_loss, wall, rate,
-                           stopped_early=step < cfg.steps)
+                           stopped_early=step < cfg.steps, loop_s=loop)
 
 
 def _dataset_image_size(root: Path) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 
 CACHE_ENV_VAR = "XVR_VLA_MESH_CACHE"
 _PACKAGE_CACHE = Path(__file__).resolve().parent / ".mesh_cache"
-_ALGORITHM_VERSION = 2  # part of the cache key: bump when decimate() changes
+_ALGORITHM_VERSION = 3  # part of the cache key: bump when decimate() changes
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,15 @@ def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    verts, faces = [], []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("v "):
-            verts.append([float(v) for v in line.split()[1:4]])
-        elif line.startswith("f "):
-            idx = [int(tok.split("/")[0]) for tok in line.split()[1:]]
-            idx = [i - 1 if i > 0 else len(verts) + i for i in idx]
-            faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
-    return np.asarray(verts, float).reshape(-1, 3), np.asarray(faces, np.int64).reshape(-1, 3)
+    lines = path.read_text(errors="replace").splitlines()
+    verts = np.array([ln.split()[1:4] for ln in lines if ln.startswith("v ")], float).reshape(-1, 3)
+    face_tokens = [re.sub(r"/\S*", "", ln[2:]).split() for ln in lines if ln.startswith("f ")]
+    if all(len(tokens) == 3 for tokens in face_tokens):  # all triangles: convert in one go
+        faces = np.array(face_tokens, dtype=np.int64).reshape(-1, 3)
+    else:  # fan-triangulate polygons
+        faces = np.array([[t[0], t[k], t[k + 1]] for t in face_tokens for k in range(1, len(t) - 1)],
+                         dtype=np.int64).reshape(-1, 3)
+    return verts, np.where(faces > 0, faces - 1, len(verts) + faces)  # OBJ is 1-based; negatives count back
 
 
 def _read_stl(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +97,10 @@ def decimate(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[n
 
 
 def _cluster(verts, faces, origin, cell):
-    keys = np.floor((verts - origin) / cell).astype(np.int64)
-    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+    # One int64 key per cell / per sorted triangle: 1-D np.unique is far faster than unique rows.
+    cells = np.floor((verts - origin) / cell).astype(np.int64)
+    keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+    _, inverse = np.unique(keys, return_inverse=True)
     inverse = inverse.reshape(-1)
     counts = np.bincount(inverse)
     new_verts = np.zeros((len(counts), 3))
@@ -106,7 +109,8 @@ def _cluster(verts, faces, origin, cell):
     f = inverse[faces]
     keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
     f = f[keep]
-    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+    tri = np.sort(f, axis=1)
+    _, first = np.unique((tri[:, 0] << 42) | (tri[:, 1] << 21) | tri[:, 2], return_index=True)
     return new_verts, f[np.sort(first)]
 
 

@@ -43,3 +43,11 @@ def test_only_visual_meshes_are_replaced(tmp_path, monkeypatch):
     assert files["col"] == str(tmp_path / "col.obj")
     assert files["vis"].startswith(str(tmp_path / "cache"))
     assert len(read_mesh(tmp_path / "cache" / files["vis"].split("/")[-1])[1]) < len(faces) // 5
+
+
+def test_obj_reader_handles_polygons_texture_indices_and_negative_indices(tmp_path):
+    path = tmp_path / "quad.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/1 4/1\nf -4 -3 -2\n")
+    verts, faces = read_mesh(path)
+    assert verts.shape == (4, 3)
+    np.testing.assert_array_equal(faces, [[0, 1, 2], [0, 2, 3], [0, 1, 2]])

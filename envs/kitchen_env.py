@@ -64,10 +64,10 @@ def _look_at_xyaxes(pos, target) -> str:
     return " ".join(f"{v:.5f}" for v in (*x, *y))
 
 
-# Agent views ride on the mobile base, behind and beside the arm, looking at the counter front (60 deg fov).
+# Agent views ride on the mobile base, beside the arm, framing both the counter and the wall cabinet (60 deg fov).
 _AGENTVIEW_POSES = {
-    "robot0_agentview_left": ((-0.05, 0.55, 1.5), (0.75, -0.1, 1.1)),
-    "robot0_agentview_right": ((-0.05, -0.55, 1.5), (0.75, 0.1, 1.1)),
+    "robot0_agentview_left": ((-0.05, 0.55, 1.55), (0.75, -0.1, 1.28)),
+    "robot0_agentview_right": ((-0.05, -0.55, 1.55), (0.75, 0.1, 1.28)),
 }
 
 

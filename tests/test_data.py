@@ -73,6 +73,18 @@ def test_training_samples_have_the_trainer_contract(small_ds):
     assert len(only_coffee) == 21
 
 
+def test_in_memory_chunk_queries_give_lerobots_own_samples(small_ds):
+    cfg = DataConfig(root=str(small_ds))
+    lerobot_path = TrainingDataset(cfg, train=False, in_memory_chunks=False)
+    fast = TrainingDataset(cfg, lerobot_path.normalizer, train=False)
+    for i in (0, 7, 19, 20, 33, len(fast) - 1):  # episode starts, ends (padded chunks) and middles
+        a, b = lerobot_path[i], fast[i]
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], (i, key)
+    assert fast[len(fast) - 1]["action_is_pad"].sum() == 15
+
+
 def test_normalizer_roundtrip_numpy_torch_and_json(tmp_path):
     rng = np.random.default_rng(0)
     state, action = rng.normal(size=(500, 16)), rng.uniform(-1, 1, (500, 12))

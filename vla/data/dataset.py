@@ -88,12 +88,15 @@ class DataConfig:
 class TrainingDataset(torch.utils.data.Dataset):
     """Samples for the trainer: images uint8 (V,H,W,3), instruction, normalized state and action chunk, pad mask."""
 
-    def __init__(self, config: DataConfig, normalizer: Normalizer | None = None, train: bool = True):
+    def __init__(self, config: DataConfig, normalizer: Normalizer | None = None, train: bool = True,
+                 in_memory_chunks: bool = True):
         self.config = config
         self.robot = get_embodiment(config.embodiment)
         horizon = [i / FPS for i in range(config.action_horizon)]
         self.lerobot = open_dataset(config.root, embodiment=config.embodiment, tasks=config.tasks,
                                     delta_timestamps={ACTION_KEY: horizon})
+        if in_memory_chunks:
+            _answer_chunk_queries_from_memory(self.lerobot)
         self.normalizer = normalizer or Normalizer.from_dataset(config.root, config.embodiment)
         self.transform = ImageTransform(config.augment, train=train)
         self.image_size = image_shape(self.lerobot.meta.features[IMAGE_KEYS[0]])[0]
@@ -115,6 +118,33 @@ class TrainingDataset(torch.utils.data.Dataset):
             "frame_index": item["frame_index"].long(),
             "embodiment_id": torch.tensor(self.robot.id, dtype=torch.long),
         }
+
+
+def _answer_chunk_queries_from_memory(lerobot) -> None:
+    """Serve lerobot's action-chunk lookups from an in-memory copy of the numeric columns.
+
+    lerobot 0.4.4 answers the 16-step query with `hf_dataset[key][rows]`; under datasets 4.x that raises and it
+    falls back to `hf_dataset[rows][key]`, which decodes every image column of all 16 future rows (51 PNG decodes
+    per sample instead of 3). The samples are identical (tests/test_data.py checks); only the cost differs.
+    """
+    lerobot._ensure_hf_dataset_loaded()
+    delta_keys = list((lerobot.delta_indices or {}).keys())
+    if not delta_keys:
+        return
+    numeric = lerobot.hf_dataset.select_columns(delta_keys).with_format("numpy")
+    columns = {key: torch.from_numpy(np.asarray(numeric[key], dtype=np.float32)) for key in delta_keys}
+
+    def query(query_indices: dict[str, list[int]]) -> dict:
+        out = {}
+        for key, rows in query_indices.items():
+            if key in lerobot.meta.video_keys:
+                continue
+            if lerobot._absolute_to_relative_idx is not None:
+                rows = [lerobot._absolute_to_relative_idx[i] for i in rows]
+            out[key] = columns[key][rows]
+        return out
+
+    lerobot._query_hf_dataset = query
 
 
 def collate(samples: list[dict]) -> dict:

@@ -10,6 +10,7 @@ Layout of one cache (a directory named by its key, written to a temp name then r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -160,7 +161,7 @@ def collate_cached(samples: list[dict]) -> dict:
 def ensure_feature_cache(*, dataset_root: Path, data_cfg, model, normalizer, cache_dir: str | Path,
                          backbone_fp: str, batch_size: int, num_workers: int, accelerator) -> CachedFeatures:
     """Open the cache for (dataset, backbone weights, image transform), building it first on the main process."""
-    from vla.train.data import training_dataset
+    from vla.data.dataset import TrainingDataset
 
     augment = data_cfg.augment
     key_parts = {
@@ -176,7 +177,7 @@ def ensure_feature_cache(*, dataset_root: Path, data_cfg, model, normalizer, cac
     path = Path(cache_dir) / cache_key(key_parts)
     if accelerator.is_main_process and not is_complete(path):
         # Un-augmented (centre-crop) images: what the policy sees at evaluation, and the same every epoch.
-        dataset = training_dataset(data_cfg, dataset_root, normalizer, train=False)
+        dataset = TrainingDataset(dataclasses.replace(data_cfg, root=str(dataset_root)), normalizer, train=False)
         from vla.data.dataset import collate
 
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,

@@ -86,11 +86,11 @@ class Workspace:
 
     def _build_dataset(self, model, normalizer):
         """The training samples: images + instruction, or cached backbone features."""
-        from vla.train.data import training_dataset
+        from vla.data.dataset import TrainingDataset
 
         data_cfg = self.cfg.data
         if not self.cfg.cache_features:
-            return training_dataset(data_cfg, self.plan.dataset, normalizer, train=True)
+            return TrainingDataset(dataclasses.replace(data_cfg, root=str(self.plan.dataset)), normalizer, train=True)
         from vla.train.feature_cache import ensure_feature_cache
 
         return ensure_feature_cache(

@@ -25,7 +25,7 @@ class RolloutConfig:
     seed: int = 0
     num_envs: int = 1  # env worker processes stepping in lock-step
     backend: Literal["builtin", "robocasa"] = "builtin"
-    image_size: int = 256
+    image_size: int = 0  # 0: the checkpoint's training image size (256 for the experts)
     horizon: int = 0  # 0: each task's own horizon; > 0 caps episodes (smoke runs, tests)
     execute_mode: Literal["chunk", "ensemble"] = "chunk"
     execute_steps: int = 8  # chunk: actions run from each 16-step chunk; ensemble: steps between chunks
@@ -67,8 +67,8 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
     total = config.episodes * config.seeds * len(tasks)
     if config.num_envs > total:
         raise ValueError(f"--num-envs {config.num_envs} exceeds the {total} episodes to run; use at most {total}")
-    if config.image_size < 16:
-        raise ValueError(f"--image-size must be >= 16; got {config.image_size}")
+    if config.image_size != 0 and config.image_size < 16:
+        raise ValueError(f"--image-size must be 0 (the checkpoint's) or >= 16; got {config.image_size}")
     if config.horizon < 0:
         raise ValueError(f"--horizon must be >= 0 (0 = the task's own); got {config.horizon}")
     if config.compare and len(config.compare) != 2:

@@ -17,7 +17,7 @@ from rollouts.results import EpisodeKey, ResultsLog
 from rollouts.runner import EnvFailure, PolicyError, RunnerSettings, RunStats, run_episodes
 from rollouts.seeding import episode_seed
 from rollouts.worker import EpisodeSpec, WorkerSpec
-from vla.embodiments import did_you_mean
+from vla.embodiments import IMAGE_SIZE, did_you_mean
 
 OUTPUT_ROOT = Path("outputs/rollouts")
 SIM_EMBODIMENT = "robocasa_panda_omron"
@@ -77,7 +77,7 @@ def load_policy(config: RolloutConfig, checkpoint: str):
     policy = VLAPolicy.from_checkpoint(path, device=None if config.device == "auto" else config.device,
                                        execution=config.execution())
     policy.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
-    if policy.image_size and int(policy.image_size) != config.image_size:
+    if config.image_size and policy.image_size and int(policy.image_size) != config.image_size:
         print(f"warning: {path} was trained on {policy.image_size}px images; rendering at {config.image_size}px "
               f"(pass --image-size {policy.image_size} to match)", file=sys.stderr)
     return policy, str(path), f"{path.parent.name}-{path.name}"
@@ -94,6 +94,9 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
         policy, policy_id, display = policy_override
     else:
         policy, policy_id, display = load_policy(config, checkpoint or config.checkpoint)
+    if config.image_size == 0:  # render what the policy was trained on
+        trained = getattr(policy, "image_size", None) if policy is not None else None
+        config = dataclasses.replace(config, image_size=int(trained) if trained else IMAGE_SIZE)
     name = f"{display}-{config.backend}-{config.result_fingerprint(policy_id)}"
     out_dir = Path(config.out_dir) if config.out_dir else OUTPUT_ROOT / name
     out_dir.mkdir(parents=True, exist_ok=True)

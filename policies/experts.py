@@ -162,10 +162,14 @@ class PressButtonExpert(ScriptedExpert):
 
 
 class CoffeeExpert(PressButtonExpert):
+    """Press the coffee machine's start button (latches on contact), then retreat."""
+
     pressed_key = "button_pressed"
 
 
 class MicrowaveExpert(PressButtonExpert):
+    """Press the microwave's stop button until the power goes off, then retreat."""
+
     pitch = np.deg2rad(40)  # the stop button sits low; a steeper hand keeps the wrist inside its limits
 
     def is_pressed(self, state) -> bool:

@@ -70,18 +70,28 @@ def wrapper_overhead(task: str, cfg: BenchConfig, block: int = 10) -> tuple[floa
     acts = _actions(cfg.warmup + cfg.steps, cfg.seed)
     for a in acts[: cfg.warmup]:
         env.step(a)
-    raw, wrapped = [], []
-    for i in range(cfg.warmup, cfg.warmup + cfg.steps - 2 * block + 1, 2 * block):
-        t0 = time.perf_counter()
-        for a in acts[i:i + block]:
+    def run_raw(chunk):
+        start = time.perf_counter()
+        for a in chunk:
             sim.step(a.astype(np.float64)[sim.to_robosuite])
             sim.image_renderer.render(sim.mj_data)
-        t1 = time.perf_counter()
-        for a in acts[i + block:i + 2 * block]:
+        return (time.perf_counter() - start) / len(chunk)
+
+    def run_wrapped(chunk):
+        start = time.perf_counter()
+        for a in chunk:
             env.step(a)
-        t2 = time.perf_counter()
-        raw.append((t1 - t0) / block)
-        wrapped.append((t2 - t1) / block)
+        return (time.perf_counter() - start) / len(chunk)
+
+    raw, wrapped = [], []
+    for k, i in enumerate(range(cfg.warmup, cfg.warmup + cfg.steps - 2 * block + 1, 2 * block)):
+        first, second = acts[i:i + block], acts[i + block:i + 2 * block]
+        if k % 2 == 0:  # alternate which goes first so neither always runs right after the other
+            raw.append(run_raw(first))
+            wrapped.append(run_wrapped(second))
+        else:
+            wrapped.append(run_wrapped(first))
+            raw.append(run_raw(second))
     env.close()
     r, w = float(np.median(raw)), float(np.median(wrapped))
     return 1000 * r, 1000 * w, w / r - 1.0

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import mujoco
 import numpy as np
+
+
+def _load_triton_before_mesa() -> None:
+    """Load triton's bundled LLVM before Mesa's llvmpipe (the EGL software renderer) brings its own.
+
+    In the other order, a later `import torchvision` (which pulls in triton with CUDA builds of torch, lerobot
+    and the model code do this) dies with a segfault inside libtriton. Loaded first, both coexist.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        import triton._C.libtriton  # noqa: F401
+
 
 
 class FastRenderer:
@@ -12,6 +25,7 @@ class FastRenderer:
     def __init__(self, model: mujoco.MjModel, cameras: dict[str, str], height: int, width: int):
         # Multisampling is the single biggest cost of software offscreen rendering; it must be off before the
         # render context is made, and the offscreen buffer only as large as the images.
+        _load_triton_before_mesa()
         model.vis.quality.offsamples = 0
         model.vis.global_.offwidth = width
         model.vis.global_.offheight = height

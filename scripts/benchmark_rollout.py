@@ -21,7 +21,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from rollouts.config import RolloutConfig  # noqa: E402
 from rollouts.evaluate import evaluate  # noqa: E402
-from vla.cli import apply_overrides, parse_overrides  # noqa: E402
+from vla.cli import parse_config_or_exit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _row(n: int, ev) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    bench = apply_overrides(BenchmarkConfig(), parse_overrides(argv))
+    bench = parse_config_or_exit(BenchmarkConfig(), argv, usage=__doc__ or "")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
         for n in bench.workers:

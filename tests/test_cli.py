@@ -45,3 +45,13 @@ def test_bad_value_names_the_flag_and_type():
 def test_describe_lists_every_flag():
     text = describe(Run())
     assert "--head.num-layers 2" in text and "--resume None" in text
+
+
+def test_scripts_exit_with_one_line_on_a_bad_flag(capsys):
+    from vla.cli import parse_config_or_exit
+
+    with pytest.raises(SystemExit) as stop:
+        parse_config_or_exit(Run(), ["--stpes", "3"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: unknown option --stpes (did you mean 'steps'?)"

@@ -118,3 +118,17 @@ def describe(config: Any) -> str:
             value = getattr(value, part)
         lines.append(f"  --{name.replace('_', '-')} {value!r}")
     return "\n".join(lines)
+
+
+def parse_config_or_exit(config: Any, argv: list[str], usage: str = "") -> Any:
+    """`config` with argv applied; --help prints usage and every flag, a bad flag exits 2 with one line."""
+    import sys
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"{usage.strip()}\n\nevery option (current value):\n{describe(config)}" if usage else describe(config))
+        raise SystemExit(0)
+    try:
+        return apply_overrides(config, parse_overrides(argv))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

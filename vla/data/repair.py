@@ -26,6 +26,19 @@ def _read(path: Path) -> pa.Table | None:
         return None
 
 
+def _readable_parquet(folder: Path, what: str) -> dict:
+    """{path: table} of the complete parquet files under folder/*/; unfinished ones are removed."""
+    tables = {}
+    for path in sorted(folder.glob("*/*.parquet")):
+        table = _read(path)
+        if table is None:
+            log.warning("removing unfinished %s file %s", what, path)
+            path.unlink()
+        else:
+            tables[path] = table
+    return tables
+
+
 def _keep_rows(path: Path, table: pa.Table, keep: set[int]) -> None:
     """Rewrite `path` with only the rows of kept episodes, or delete it when none remain."""
     mask = np.isin(np.asarray(table.column("episode_index")), sorted(keep))
@@ -48,25 +61,11 @@ def repair_dataset(root: Path, spec: DatasetSpec) -> int:
     shutil.rmtree(root / "images", ignore_errors=True)  # PNGs of the episode in progress
 
     # 1. Episode rows from every readable metadata file.
-    meta_files = {}
-    for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
-        table = _read(path)
-        if table is None:
-            log.warning("removing unfinished metadata file %s", path)
-            path.unlink()
-        else:
-            meta_files[path] = table
+    meta_files = _readable_parquet(root / "meta" / "episodes", "metadata")
     rows = sorted((r for t in meta_files.values() for r in t.to_pylist()), key=lambda r: r["episode_index"])
 
     # 2. Data files that are complete, with the episodes they hold.
-    data_files = {}
-    for path in sorted((root / "data").glob("*/*.parquet")):
-        table = _read(path)
-        if table is None:
-            log.warning("removing unfinished data file %s", path)
-            path.unlink()
-        else:
-            data_files[path] = table
+    data_files = _readable_parquet(root / "data", "data")
     frames_per_file = {}
     for path, table in data_files.items():
         eps, counts = np.unique(np.asarray(table.column("episode_index")), return_counts=True)

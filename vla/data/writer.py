@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 
 from vla.data.schema import (
@@ -30,6 +31,9 @@ from vla.data.schema import (
 )
 from vla.data.stats import NUMERIC_KEYS, compute_stats, read_numeric_columns, write_norm_stats
 from vla.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
+
+# lerobot maps every saved episode through `datasets`, whose per-call bars would bury the collection progress bar.
+datasets.disable_progress_bars()
 
 log = logging.getLogger(__name__)
 

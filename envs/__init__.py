@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from envs.registry import BACKENDS, TASKS, TaskSpec, check_backend, get_task, list_tasks
 
 __all__ = ["BACKENDS", "TASKS", "TaskSpec", "list_tasks", "get_task", "make"]
+
+# robosuite announces optional parts we do not use (private macros, robosuite_models, mink IK) and every
+# controller file it loads, in every process: noise that buries progress bars and tables. Its own warnings
+# about real problems still show. A filter, because robosuite resets its logger's level when it builds it.
+_ROBOSUITE_SETUP_NOTICES = (
+    "No private macro file found", "It is recommended to use a private macro file", "To setup, run:",
+    "Could not import robosuite_models", "Could not load the mink-based whole-body IK",
+)
+
+
+def _quiet_robosuite_setup(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return record.levelno > logging.INFO and not message.startswith(_ROBOSUITE_SETUP_NOTICES)
+
+
+logging.getLogger("robosuite_logs").addFilter(_quiet_robosuite_setup)
 
 
 def make(task: str, backend: str = "builtin", *, image_size: int = 256, cameras=("left", "right", "wrist"),

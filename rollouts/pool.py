@@ -1,4 +1,4 @@
-"""A pool of env worker processes driven in lock-step: send to all, gather every reply, restart the failed."""
+"""A pool of env worker processes: send requests, gather every reply (lock-step) or the first ones, restart the failed."""
 
 from __future__ import annotations
 
@@ -48,10 +48,19 @@ class WorkerPool:
         except (BrokenPipeError, OSError):
             pass  # a dead worker is noticed by gather through its sentinel
 
-    def gather(self) -> dict[int, tuple]:
-        """Wait for every outstanding request; a failed worker's reply is ('failed', reason) and it is restarted."""
+    def expect(self, worker_id: int, timeout_s: float) -> None:
+        """Wait for one more reply to the same request (a worker that reports progress), with a fresh deadline."""
+        self._workers[worker_id].deadline = time.monotonic() + timeout_s
+
+    def gather(self, first_only: bool = False) -> dict[int, tuple]:
+        """Wait for every outstanding request (first_only: for whichever answer first; the rest stay outstanding).
+
+        A failed worker's reply is ('failed', reason) and it is restarted.
+        """
         replies: dict[int, tuple] = {}
         while True:
+            if first_only and replies:
+                return replies
             pending = {i: h for i, h in enumerate(self._workers) if h.deadline is not None}
             if not pending:
                 return replies
@@ -61,7 +70,7 @@ class WorkerPool:
                     replies[i] = ("failed", f"worker {i} timed out (no reply in the allowed time; hung env?)")
                     self.restart(i)
             pending = {i: h for i, h in enumerate(self._workers) if h.deadline is not None}
-            if not pending:
+            if not pending or (first_only and replies):
                 return replies
             timeout = max(0.0, min(h.deadline for h in pending.values()) - now)
             ready = set(wait([h.conn for h in pending.values()] + [h.process.sentinel for h in pending.values()], timeout))

@@ -3,6 +3,9 @@
 Protocol over a Pipe, one reply per request:
   ("reset", EpisodeSpec)  -> ("obs", obs | None, env_seconds)
   ("step", action | None) -> ("step", obs | None, done, success, steps, env_seconds)   (None: the expert acts)
+  ("episode", EpisodeSpec) -> ("started", reset_seconds), then ("episode", success, steps, step_seconds)
+                             (expert only: the whole episode runs here, no message per step; step_seconds
+                             covers every step after the reset, expert included)
   ("close",)              -> process exits
 Any exception inside the env is replied as ("error", one-line message) so the parent can restart and rerun.
 """
@@ -109,14 +112,16 @@ def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
             elif message[0] == "step":
                 if episode is None:
                     raise RuntimeError("step before reset")
-                if fault and episode.spec.attempt == 0 and episode.spec.index == fault[1] and episode.steps == fault[2]:
-                    if fault[0] == "crash":
-                        os._exit(17)
-                    time.sleep(10**6)
+                _maybe_fault(fault, episode)
                 done, success = _step(episode, message[1])
                 conn.send(("step", _outgoing(episode.obs, spec), done, success, episode.steps, time.perf_counter() - start))
                 if done:
                     episode = None
+            elif message[0] == "episode":
+                if episode is not None and episode.video is not None:
+                    episode.video.discard()
+                episode = None
+                _run_whole_episode(message[1], spec, envs, make_env, make_expert, worker_id, fault, conn)
             else:
                 raise ValueError(f"unknown request {message[0]!r}")
         except Exception as exc:  # reported, not raised: the parent decides to restart and rerun
@@ -127,6 +132,37 @@ def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
             env.close()
         except Exception:
             pass
+
+
+def _maybe_fault(fault: tuple[str, int, int] | None, episode: _Episode) -> None:
+    """Test-only: crash or hang before the configured step of the configured episode's first attempt."""
+    if fault and episode.spec.attempt == 0 and episode.spec.index == fault[1] and episode.steps == fault[2]:
+        if fault[0] == "crash":
+            os._exit(17)
+        time.sleep(10**6)
+
+
+def _run_whole_episode(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expert, worker_id: int,
+                       fault, conn) -> None:
+    """Reset, then let the expert act until the episode ends; two messages in all instead of one per step.
+
+    The "started" reply tells the parent the (possibly slow, scene-building) reset is over, so it can switch
+    from the reset timeout to the episode timeout.
+    """
+    start = time.perf_counter()
+    episode = _reset(spec, wspec, envs, make_env, make_expert, worker_id)
+    conn.send(("started", time.perf_counter() - start))
+    start = time.perf_counter()
+    try:
+        done = success = False
+        while not done:
+            _maybe_fault(fault, episode)
+            done, success = _step(episode, None)
+    except BaseException:
+        if episode.video is not None:
+            episode.video.discard()  # a half-written video of an episode that will be rerun
+        raise
+    conn.send(("episode", success, episode.steps, time.perf_counter() - start))
 
 
 def _quiet_robosuite() -> None:

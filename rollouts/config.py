@@ -23,7 +23,7 @@ class RolloutConfig:
     episodes: int = 50  # per task and seed
     seeds: int = 1  # evaluation seeds: base seeds seed, seed+1, ...; each gives its own fixed episode set
     seed: int = 0
-    num_envs: int = 1  # env worker processes stepping in lock-step
+    num_envs: int = 1  # env worker processes (lock-step with a VLA; each on its own episodes with the experts)
     backend: Literal["builtin", "robocasa"] = "builtin"
     image_size: int = 0  # 0: the checkpoint's training image size (256 for the experts)
     horizon: int = 0  # 0: each task's own horizon; > 0 caps episodes (smoke runs, tests)
@@ -35,6 +35,9 @@ class RolloutConfig:
     out_dir: str = ""  # default outputs/rollouts/<run name>
     step_timeout_s: float = 60.0  # a worker silent this long on a step is hung: restarted, episode rerun
     reset_timeout_s: float = 300.0  # first reset builds the env (slow), hence longer
+    # Expert runs step whole episodes inside the workers (no per-step messages): an episode still running this long
+    # after its reset counts as hung (worker restarted, episode rerun). Generous: a 500-step episode takes ~1 minute.
+    episode_timeout_s: float = 900.0
     max_reruns: int = 2  # an episode whose worker dies more often is recorded as an error
     progress: bool = True
     # Test-only fault injection: "crash:<episode>:<step>" or "hang:<episode>:<step>" fires once (first attempt).

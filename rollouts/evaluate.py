@@ -116,7 +116,8 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
             expert_factory=expert_factory, fault=config.fault,
         )
         settings = RunnerSettings(execution=config.execution(), step_timeout_s=config.step_timeout_s,
-                                  reset_timeout_s=config.reset_timeout_s, max_reruns=config.max_reruns,
+                                  reset_timeout_s=config.reset_timeout_s, episode_timeout_s=config.episode_timeout_s,
+                                  max_reruns=config.max_reruns,
                                   video_dir=worker_spec.video_dir)
         with _progress(len(todo), display, config.progress) as on_record, \
                 WorkerPool(min(config.num_envs, len(todo)), worker_spec) as pool:

@@ -1,4 +1,9 @@
-"""The lock-step episode runner: workers step their envs, the main process batches one policy call per round."""
+"""The episode runner. Two modes:
+
+- lock-step (a policy in this process): workers step their envs, the main process batches one policy call per round;
+- whole-episode (policy None: the experts act inside the workers): each worker runs an episode start to end and
+  reports it in one message; the next pending episode goes to whichever worker finishes first.
+"""
 
 from __future__ import annotations
 
@@ -68,8 +73,12 @@ class RunnerSettings:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     step_timeout_s: float = 60.0
     reset_timeout_s: float = 300.0
+    # Whole-episode mode: the time an episode may take after its reset (covered by reset_timeout_s) before the
+    # worker counts as hung. A per-step timeout times the horizon would be hours; an episode takes seconds to minutes.
+    episode_timeout_s: float = 900.0
     max_reruns: int = 2
     video_dir: str = ""
+    whole_episodes: bool = True  # policy None: run episodes inside the workers; False: lock-step (tests compare)
 
 
 def stack_observations(observations: list[dict]) -> dict:
@@ -79,6 +88,54 @@ def stack_observations(observations: list[dict]) -> dict:
         values = [o[key] for o in observations]
         out[key] = list(values) if isinstance(value, str) else np.stack(values)
     return out
+
+
+class _Episodes:
+    """Bookkeeping both modes share: pending episodes, which worker runs which, records, reruns, giving up."""
+
+    def __init__(self, episodes: list[EpisodeSpec], log: ResultsLog, settings: RunnerSettings, stats: RunStats,
+                 on_record=None):
+        self.todo = deque(episodes)
+        self.active: dict[int, _Slot] = {}
+        self.log, self.settings, self.stats, self.on_record = log, settings, stats, on_record
+        self.errors_in_a_row = 0
+
+    def take(self, worker: int, queue: ActionQueue | None = None) -> EpisodeSpec | None:
+        """The next pending episode, now running on `worker`; None when nothing is left."""
+        if not self.todo:
+            return None
+        spec = self.todo.popleft()
+        self.active[worker] = _Slot(spec, time.perf_counter(), queue)
+        return spec
+
+    def finish(self, worker: int, success: bool, steps: int, error: str = "") -> None:
+        slot = self.active.pop(worker)
+        s = slot.spec
+        if not error:
+            self.errors_in_a_row = 0
+        video_dir = self.settings.video_dir
+        video = f"{video_dir}/{s.task}/seed{s.base_seed}_ep{s.index:04d}.mp4" if video_dir and not error else ""
+        record = EpisodeRecord(task=s.task, base_seed=s.base_seed, index=s.index, seed=s.seed, success=success,
+                               steps=steps, time_s=round(time.perf_counter() - slot.started, 3), worker=worker,
+                               reruns=s.attempt, error=error, video=video)
+        self.log.append(record)
+        self.stats.episodes += 1
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def failed(self, worker: int, reason: str) -> None:
+        """The worker died, hung or raised: queue its episode again, or record an error after max_reruns."""
+        slot = self.active[worker]
+        if slot.spec.attempt >= self.settings.max_reruns:
+            self.finish(worker, False, 0, error=reason)
+            self.errors_in_a_row += 1
+            if self.errors_in_a_row >= GIVE_UP_AFTER:
+                raise EnvFailure(f"{self.errors_in_a_row} episodes in a row failed "
+                                 f"{self.settings.max_reruns + 1} times each; last: {reason}")
+        else:
+            # Rerun from its initial state: a partial episode is not comparable to a whole one.
+            self.active.pop(worker)
+            self.todo.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
 
 
 def run_episodes(
@@ -91,81 +148,114 @@ def run_episodes(
 ) -> RunStats:
     """Run every episode through the pool (policy None: the workers' experts act); each record is logged as it ends."""
     stats = RunStats()
-    todo = deque(episodes)
-    active: dict[int, _Slot] = {}
+    book = _Episodes(episodes, log, settings, stats, on_record)
     start_wall = time.perf_counter()
     restarts_before = pool.restarts
-    errors_in_a_row = 0
-    chunk_size = getattr(policy, "chunk_size", None)
-
-    def assign(worker: int) -> None:
-        if not todo:
-            return
-        spec = todo.popleft()
-        queue = ActionQueue(settings.execution, chunk_size=chunk_size) if policy is not None else None
-        active[worker] = _Slot(spec, time.perf_counter(), queue)
-        pool.request(worker, ("reset", spec), settings.reset_timeout_s)
-
-    def finish(worker: int, success: bool, steps: int, error: str = "") -> None:
-        slot = active.pop(worker)
-        s = slot.spec
-        video = f"{settings.video_dir}/{s.task}/seed{s.base_seed}_ep{s.index:04d}.mp4" if settings.video_dir and not error else ""
-        record = EpisodeRecord(task=s.task, base_seed=s.base_seed, index=s.index, seed=s.seed, success=success,
-                               steps=steps, time_s=round(time.perf_counter() - slot.started, 3), worker=worker,
-                               reruns=s.attempt, error=error, video=video)
-        log.append(record)
-        stats.episodes += 1
-        if on_record is not None:
-            on_record(record)
-
-    for worker in range(len(pool)):
-        assign(worker)
     try:
-        while active:
-            replies = pool.gather()
-            stats.rounds += 1
-            if stats.rounds == 1:
-                stats.startup_s = time.perf_counter() - start_wall
-            env_times = []
-            waiting: list[int] = []
-            for worker, reply in sorted(replies.items()):
-                slot = active[worker]
-                if reply[0] == "failed":
-                    if slot.spec.attempt >= settings.max_reruns:
-                        finish(worker, False, 0, error=reply[1])
-                        errors_in_a_row += 1
-                        if errors_in_a_row >= GIVE_UP_AFTER:
-                            raise EnvFailure(f"{errors_in_a_row} episodes in a row failed "
-                                             f"{settings.max_reruns + 1} times each; last: {reply[1]}")
-                    else:
-                        # Rerun from its initial state: a partial episode is not comparable to a whole one.
-                        active.pop(worker)
-                        todo.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
-                    assign(worker)
-                    continue
-                env_times.append(reply[-1])
-                if reply[0] == "step":
-                    stats.env_steps += 1
-                    _, obs, done, success, steps, _ = reply
-                    if done:
-                        errors_in_a_row = 0
-                        finish(worker, success, steps)
-                        assign(worker)
-                        continue
-                else:
-                    obs = reply[1]
-                slot.obs = obs
-                waiting.append(worker)
-            stats.env_s += max(env_times, default=0.0)
-            if stats.rounds == 1:
-                stats.first_round_env_s = stats.env_s
-            actions = _act(policy, [active[w] for w in waiting], stats) if waiting else []
-            for worker, action in zip(waiting, actions):
-                pool.request(worker, ("step", action), settings.step_timeout_s)
+        if policy is None and settings.whole_episodes:
+            _run_whole_episodes(book, pool, stats, start_wall)
+        else:
+            _run_lock_step(book, pool, policy, stats, start_wall)
     finally:
         stats.wall_s = time.perf_counter() - start_wall
         stats.restarts = pool.restarts - restarts_before
     return stats
+
+
+def _run_lock_step(book: _Episodes, pool: WorkerPool, policy: ChunkPolicy | None, stats: RunStats,
+                   start_wall: float) -> None:
+    """Every round: gather one reply per worker, one batched policy call, one action to each."""
+    settings, active = book.settings, book.active
+    chunk_size = getattr(policy, "chunk_size", None)
+
+    def assign(worker: int) -> None:
+        queue = ActionQueue(settings.execution, chunk_size=chunk_size) if policy is not None else None
+        spec = book.take(worker, queue)
+        if spec is not None:
+            pool.request(worker, ("reset", spec), settings.reset_timeout_s)
+
+    for worker in range(len(pool)):
+        assign(worker)
+    while active:
+        replies = pool.gather()
+        stats.rounds += 1
+        if stats.rounds == 1:
+            stats.startup_s = time.perf_counter() - start_wall
+        env_times = []
+        waiting: list[int] = []
+        for worker, reply in sorted(replies.items()):
+            slot = active[worker]
+            if reply[0] == "failed":
+                book.failed(worker, reply[1])
+                assign(worker)
+                continue
+            env_times.append(reply[-1])
+            if reply[0] == "step":
+                stats.env_steps += 1
+                _, obs, done, success, steps, _ = reply
+                if done:
+                    book.finish(worker, success, steps)
+                    assign(worker)
+                    continue
+            else:
+                obs = reply[1]
+            slot.obs = obs
+            waiting.append(worker)
+        stats.env_s += max(env_times, default=0.0)
+        if stats.rounds == 1:
+            stats.first_round_env_s = stats.env_s
+        actions = _act(policy, [active[w] for w in waiting], stats) if waiting else []
+        for worker, action in zip(waiting, actions):
+            pool.request(worker, ("step", action), settings.step_timeout_s)
+
+
+def _run_whole_episodes(book: _Episodes, pool: WorkerPool, stats: RunStats, start_wall: float) -> None:
+    """Each worker runs whole episodes; whichever finishes first gets the next one (no lock-step, no per-step IPC).
+
+    Timing: env time is measured in the workers (reset + every step, expert included). The env share is the
+    busiest worker's env time, so the overhead is the time that worker spent waiting on the runner; its first
+    reset (process start, scene build) counts as startup, like the lock-step mode's first round.
+    """
+    settings = book.settings
+    busy = [0.0] * len(pool)  # env seconds per worker slot, first reset excluded
+    first_reset: dict[int, float] = {}  # worker -> seconds of its first reset (or 0.0 if it failed before)
+
+    def assign(worker: int) -> None:
+        spec = book.take(worker)
+        if spec is not None:
+            pool.request(worker, ("episode", spec), settings.reset_timeout_s)
+
+    def started(worker: int, reset_s: float) -> None:
+        if worker in first_reset:
+            busy[worker] += reset_s
+            return
+        first_reset[worker] = reset_s
+        if len(first_reset) == len(pool):
+            stats.startup_s = time.perf_counter() - start_wall
+            stats.first_round_env_s = max(first_reset.values())
+
+    for worker in range(len(pool)):
+        assign(worker)
+    try:
+        while book.active:
+            replies = pool.gather(first_only=True)
+            stats.rounds += 1
+            for worker, reply in sorted(replies.items()):
+                if reply[0] == "failed":
+                    started(worker, 0.0)  # a worker that never started must not hold the startup mark back
+                    book.failed(worker, reply[1])
+                    assign(worker)
+                elif reply[0] == "started":  # the reset is done: from here the episode timeout applies
+                    started(worker, reply[1])
+                    pool.expect(worker, settings.episode_timeout_s)
+                else:
+                    _, success, steps, env_s = reply
+                    busy[worker] += env_s  # the steps only: the reset came with "started"
+                    stats.env_steps += steps
+                    book.finish(worker, success, steps)
+                    assign(worker)
+    finally:
+        stats.env_s = stats.first_round_env_s + max(busy)
 
 
 def _act(policy: ChunkPolicy | None, slots: list[_Slot], stats: RunStats) -> list[np.ndarray | None]:

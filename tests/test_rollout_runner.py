@@ -157,9 +157,31 @@ def test_crashed_worker_is_restarted_and_its_episode_rerun(tmp_path):
 
 
 def test_hung_worker_times_out_and_is_rerun(tmp_path):
-    ev = _run(tmp_path, fault="hang:0:3", step_timeout_s=2.0, task="ReachA")
+    # Experts run whole episodes in the worker: the hang is caught by the per-episode timeout.
+    ev = _run(tmp_path, fault="hang:0:3", episode_timeout_s=2.0, task="ReachA")
     rows = [r for r in _lines(ev) if r["task"] == "ReachA" and r["index"] == 0]
     assert rows[-1]["reruns"] == 1 and rows[-1]["success"]
+    assert ev.stats.restarts == 1
+
+
+def test_hung_worker_in_lock_step_times_out_per_step(tmp_path):
+    ev = _run(tmp_path, policy=ProportionalPolicy(), fault="hang:0:3", step_timeout_s=2.0, task="ReachA")
+    rows = [r for r in _lines(ev) if r["task"] == "ReachA" and r["index"] == 0]
+    assert rows[-1]["reruns"] == 1 and rows[-1]["success"]
+
+
+def test_whole_episode_mode_matches_lock_step_and_skips_per_step_messages(tmp_path):
+    specs = [EpisodeSpec(task, 0, i, 100 + i) for task in TASKS for i in range(4)]
+    outcomes, rounds = {}, {}
+    for whole in (True, False):
+        log = ResultsLog(tmp_path / f"whole{whole}.jsonl")
+        with WorkerPool(2, SPEC) as pool:
+            stats = run_episodes(specs, pool, log, None, RunnerSettings(whole_episodes=whole))
+        outcomes[whole] = sorted((r.task, r.index, r.success, r.steps) for r in log.records.values())
+        rounds[whole] = stats.rounds
+        assert stats.episodes == 8 and stats.env_steps == sum(r.steps for r in log.records.values())
+    assert outcomes[True] == outcomes[False]
+    assert rounds[True] <= 2 * len(specs) < rounds[False]  # "started" + "episode" per episode, not one per step
 
 
 def test_chunk_policy_is_batched_across_workers(tmp_path):

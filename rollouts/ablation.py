@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from rollouts.metrics import TaskSummary
-from rollouts.report import _atomic_text, bar_chart
+from rollouts.report import bar_chart
+from vla.files import atomic_write_text
 
 # REFERENCE.md section 1: RoboCasa success %, Qwen3-VL-2B base backbone -> XVR backbone, 3 cameras.
 PAPER = {
@@ -74,5 +75,5 @@ def write_comparison(out_dir: str | Path, names: tuple[str, str], a: dict[str, T
         "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER),
         *["| " + " | ".join(r) + " |" for r in rows[1:]], "", f"![success]({chart.name})", "",
     ]
-    _atomic_text(out_dir / "report.md", "\n".join(lines))
+    atomic_write_text(out_dir / "report.md", "\n".join(lines))
     return out_dir / "report.md"

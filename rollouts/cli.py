@@ -84,7 +84,6 @@ def _print_timing(evaluation) -> None:
 
 def _compare(config: RolloutConfig) -> int:
     import dataclasses
-    from pathlib import Path
 
     from rollouts.ablation import comparison_table, write_comparison
     from rollouts.evaluate import OUTPUT_ROOT, evaluate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from rollouts.runner import EnvFailure, PolicyError, RunnerSettings, RunStats, r
 from rollouts.seeding import episode_seed
 from rollouts.worker import EpisodeSpec, WorkerSpec
 from vla.embodiments import IMAGE_SIZE, did_you_mean
+from vla.files import atomic_write_json
 
 OUTPUT_ROOT = Path("outputs/rollouts")
 SIM_EMBODIMENT = "robocasa_panda_omron"
@@ -156,10 +156,7 @@ def _write_settings(out_dir: Path, config: RolloutConfig, policy_id: str, finger
             raise ValueError(f"{out_dir} holds results of another policy or settings (policy {old.get('policy_id')}, "
                              f"backend {old.get('backend')}, image size {old.get('image_size')}, execute "
                              f"{old.get('execute_mode')}/{old.get('execute_steps')}); pass another --out-dir")
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps({"policy_id": policy_id, "fingerprint": fingerprint, **dataclasses.asdict(config)},
-                              indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, {"policy_id": policy_id, "fingerprint": fingerprint, **dataclasses.asdict(config)})
 
 
 class _progress:

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rollouts.metrics import TaskSummary, format_rate
+from vla.files import atomic_write_text
 
 
 def summary_table(summaries: dict[str, TaskSummary]) -> str:
@@ -73,18 +74,12 @@ def bar_chart(series: dict[str, dict[str, TaskSummary]], path: str | Path, title
 def write_report(out_dir: str | Path, summaries: dict[str, TaskSummary], title: str, meta: dict) -> Path:
     """summary.json + report.md + success.png in out_dir; returns report.md's path."""
     out_dir = Path(out_dir)
-    _atomic_text(out_dir / "summary.json", json.dumps({
+    atomic_write_text(out_dir / "summary.json", json.dumps({
         "meta": meta,
         "tasks": {t: {**asdict(s), "rate": s.rate if s.episodes else None, "ci95": list(s.interval)} for t, s in summaries.items()},
     }, indent=2) + "\n")
     chart = bar_chart({title: summaries}, out_dir / "success.png", title=title)
     body = [f"# {title}", "", markdown_table(summaries), "", f"![success]({chart.name})", "", "## Settings", "",
             *[f"- {k}: `{v}`" for k, v in meta.items()], ""]
-    _atomic_text(out_dir / "report.md", "\n".join(body))
+    atomic_write_text(out_dir / "report.md", "\n".join(body))
     return out_dir / "report.md"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

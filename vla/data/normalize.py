@@ -168,7 +168,7 @@ class Normalizer:
 
     def save(self, path: str | Path) -> None:
         """Write normalizer.json."""
-        from vla.data.schema import atomic_write_json
+        from vla.files import atomic_write_json
 
         atomic_write_json(Path(path), self.to_dict())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +119,3 @@ def read_sidecar(root: Path) -> dict:
     if not path.exists():
         return {"episodes": {}, "rejected": []}
     return json.loads(path.read_text())
-
-
-def atomic_write_json(path: Path, data) -> None:
-    """Write JSON via a temporary file and rename, so a crash leaves the old or the new file, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)

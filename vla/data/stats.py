@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from vla.data.schema import NORM_STATS_PATH, atomic_write_json
+from vla.data.schema import NORM_STATS_PATH
+from vla.files import atomic_write_json
 from vla.embodiments import ACTION_KEY, STATE_KEY
 
 STAT_NAMES = ("min", "max", "mean", "std", "q01", "q99")

@@ -24,13 +24,12 @@ from vla.data.schema import (
     DEFAULT_REPO_ID,
     SIDECAR_PATH,
     DatasetSpec,
-    atomic_write_json,
     lerobot_features,
     read_sidecar,
-    validate_info,
 )
 from vla.data.stats import NUMERIC_KEYS, compute_stats, read_numeric_columns, write_norm_stats
 from vla.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
+from vla.files import atomic_write_json
 
 # lerobot maps every saved episode through `datasets`, whose per-call bars would bury the collection progress bar.
 datasets.disable_progress_bars()

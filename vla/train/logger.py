@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from vla.files import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -35,9 +36,7 @@ class RunLogger:
         self.path = self.run_dir / METRICS_FILE
         # Rows logged after the checkpoint we resume from belong to the lost work; the resumed run rewrites them.
         kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= start_step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.file = open(self.path, "a", buffering=1)
         self.tensorboard = None
         try:

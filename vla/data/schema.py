@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from envs.registry import TASKS
 from vla.embodiments import (
     ACTION_KEY,
     FPS,
@@ -18,11 +19,8 @@ from vla.embodiments import (
 )
 
 # Task names and their v0.2 instructions (REFERENCE.md section 2); PnPCabToCounter's names its object.
-TASK_INSTRUCTIONS = {
-    "CoffeePressButton": "press the button on the coffee machine to serve coffee",
-    "TurnOffMicrowave": "press the stop button on the microwave",
-    "PnPCabToCounter": "pick the {obj} from the cabinet and place it on the counter",
-}
+# The env registry is the one list of tasks (pure data: importing it loads no simulator).
+TASK_INSTRUCTIONS = {name: spec.instruction for name, spec in TASKS.items()}
 KNOWN_TASKS = tuple(TASK_INSTRUCTIONS)
 
 # Our own sidecar beside LeRobot's meta files: embodiment, source and per-episode task names / seeds.

@@ -34,6 +34,14 @@ STATE_DIM = ROBOCASA_PANDA_OMRON.state_dim
 
 
 @dataclass(frozen=True)
+class Landmark:
+    """A named point in the world and the geoms that belong to it (they do not occlude it)."""
+
+    position: np.ndarray
+    geoms: np.ndarray
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """Everything that shapes one built-in env instance."""
 
@@ -224,6 +232,16 @@ class KitchenEnv(ManipulationEnv):
 
     def task_state(self) -> dict[str, np.ndarray]:
         """Task-specific privileged state."""
+        return {}
+
+    def landmarks(self) -> dict[str, Landmark]:
+        """Named 3D points a person could point at in the cameras (ground truth for grounding questions)."""
+        points = {"gripper": Landmark(self.eef_pos(), self.gripper_geoms)}
+        points.update(self.task_landmarks())
+        return points
+
+    def task_landmarks(self) -> dict[str, Landmark]:
+        """The task's own landmarks (buttons, objects), keyed by how an instruction names them."""
         return {}
 
     def touching(self, geoms_a: np.ndarray, geoms_b: np.ndarray) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs import fixtures
-from envs.kitchen_env import KitchenEnv
+from envs.kitchen_env import KitchenEnv, Landmark
 
 BUTTON_CLEARANCE = 0.15  # m between eef and button for coffee/microwave success
 OBJECT_CLEARANCE = 0.25  # m between eef and object for pick-and-place success
@@ -73,6 +73,8 @@ class CoffeePressButton(KitchenEnv):
     def setup_task_references(self):
         self.button_geoms = self.geom_ids("coffee_button")
         self.button_site = self.mj_model.site("coffee_button_site").id
+        self.mug_body = self.mj_model.body("coffee_mug").id
+        self.mug_geoms = self.geom_ids("mug_wall", "mug_handle")
         self.scaler = _FixtureScaler(self, "coffee_machine")
         self.button_pressed = False
 
@@ -100,6 +102,10 @@ class CoffeePressButton(KitchenEnv):
         return {"button_pos": self.button_pos(), "button_normal": -mat[:, 0].copy(),
                 "button_pressed": np.array(self.button_pressed)}
 
+    def task_landmarks(self):
+        return {"start button": Landmark(self.button_pos(), self.button_geoms),
+                "mug": Landmark(self.mj_data.xpos[self.mug_body].copy() + [0.0, 0.0, 0.045], self.mug_geoms)}
+
 
 class TurnOffMicrowave(KitchenEnv):
     """Press the microwave's stop button (it starts switched on), then move the gripper away."""
@@ -116,6 +122,7 @@ class TurnOffMicrowave(KitchenEnv):
         self.stop_geoms = self.geom_ids("mw_stop_button")
         self.start_geoms = self.geom_ids("mw_start_button")
         self.stop_site = m.site("mw_stop_button_site").id
+        self.start_geom = m.geom("mw_start_button").id
         self.light_geom = m.geom("mw_light").id
         self.door_qpos_adr = m.jnt_qposadr[m.joint("mw_door_hinge").id]
         self.scaler = _FixtureScaler(self, "microwave")
@@ -155,6 +162,10 @@ class TurnOffMicrowave(KitchenEnv):
         return {"button_pos": self.stop_button_pos(), "button_normal": -mat[:, 0].copy(),
                 "turned_on": np.array(self.turned_on), "door_angle": np.array(self.mj_data.qpos[self.door_qpos_adr])}
 
+    def task_landmarks(self):
+        return {"stop button": Landmark(self.stop_button_pos(), self.stop_geoms),
+                "start button": Landmark(self.mj_data.geom_xpos[self.start_geom].copy(), self.start_geoms)}
+
 
 class PnPCabToCounter(KitchenEnv):
     """Pick the named object from the front of the open wall cabinet and place it on the counter below."""
@@ -175,6 +186,7 @@ class PnPCabToCounter(KitchenEnv):
         hinge = m.joint("cab_door_hinge").id
         self.door_qpos_adr, self.door_range = m.jnt_qposadr[hinge], m.jnt_range[hinge].copy()
         self.target = 0
+        self.object_names: dict[int, str] = {}
 
     def randomize_scene(self, rng):
         m, d = self.mj_model, self.mj_data
@@ -209,6 +221,9 @@ class PnPCabToCounter(KitchenEnv):
             else:  # parked out of every camera's view
                 d.qpos[adr:adr + 7] = [-3.0 - idx * 0.3, 2.5, shape.half_height + 0.002, 1, 0, 0, 0]
         self.target_name = f"{colours[0]} {shapes[self.target].name}"
+        # What each placed object is called (colour + shape): distractors are named like the target.
+        self.object_names = {int(idx): f"{colours[rank]} {shapes[idx].name}" for rank, idx in enumerate(order)
+                             if rank < len(spots)}
         self.instruction = f"pick the {self.target_name} from the cabinet and place it on the counter"
 
     def object_pos(self) -> np.ndarray:
@@ -234,6 +249,10 @@ class PnPCabToCounter(KitchenEnv):
             "counter_front_x": np.array(fixtures.COUNTER_FRONT_X),
             "object_on_counter": np.array(self.touching(self.object_geoms[self.target], self.counter_geoms)),
         }
+
+    def task_landmarks(self):
+        return {name: Landmark(self.mj_data.xpos[self.object_bodies[idx]].copy(), self.object_geoms[idx])
+                for idx, name in self.object_names.items()}
 
 
 TASK_CLASSES: dict[str, type[KitchenEnv]] = {

@@ -11,6 +11,9 @@ from policies.action_queue import ActionQueue, ExecutionConfig
 from vla.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
 
 
+ABLATIONS = ("", "cameras", "state")
+
+
 def validate_observation(obs: dict, cameras: tuple[str, ...], state_dim: int) -> int | None:
     """Check keys, image shape/dtype and state at the policy boundary; returns the batch size (None: unbatched)."""
     if not isinstance(obs, dict):
@@ -60,9 +63,12 @@ class VLAPolicy:
 
     def __init__(self, model, normalizer, *, embodiment: str, cameras: tuple[str, ...] = CAMERA_NAMES,
                  chunk_size: int = ACTION_HORIZON, device: str = "cpu", execution: ExecutionConfig = ExecutionConfig(),
-                 source: str = "", seed: int = 0, image_transform=None, image_size: int | None = None):
+                 source: str = "", seed: int = 0, image_transform=None, image_size: int | None = None,
+                 demo_seeds: dict[str, list[int]] | None = None, ablate: str = ""):
         import torch
 
+        if ablate not in ABLATIONS:
+            raise ValueError(f"unknown ablation {ablate!r}; valid: cameras, state (or empty for none)")
         self.model = model.eval() if hasattr(model, "eval") else model
         self.normalizer = normalizer
         self.embodiment = get_embodiment(embodiment)
@@ -75,6 +81,9 @@ class VLAPolicy:
         self.image_transform = image_transform
         self.image_size = image_size  # what the training data was rendered at (None: unknown)
         self.queue = ActionQueue(execution, chunk_size=chunk_size)
+        self.demo_seeds = demo_seeds or {}  # task -> simulator seeds of the demos trained on
+        # Controls: "cameras" feeds black images, "state" the normalized state's midpoint (zeros); "" neither.
+        self.ablate = ablate
         # Flow matching starts from noise: a seeded generator makes a rerun of the same episodes (same worker
         # count, so the same batches) repeat exactly.
         self.generator = torch.Generator(device=device).manual_seed(seed)
@@ -82,7 +91,7 @@ class VLAPolicy:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None,
-                        execution: ExecutionConfig = ExecutionConfig(), seed: int = 0) -> VLAPolicy:
+                        execution: ExecutionConfig = ExecutionConfig(), seed: int = 0, ablate: str = "") -> VLAPolicy:
         """Load a checkpoint dir (or a run dir: its newest, or 'latest'); errors are one-line CheckpointErrors."""
         from checkpoints import load_policy_checkpoint
         from checkpoints.load import eval_image_transform
@@ -99,7 +108,8 @@ class VLAPolicy:
         transform = eval_image_transform(config) if "transforms" in config else None
         return cls(model, normalizer, embodiment=embodiment, cameras=cameras, chunk_size=horizon, device=device,
                    execution=execution, source=str(path), seed=seed, image_transform=transform,
-                   image_size=config.get("image_size"))
+                   image_size=config.get("image_size"), demo_seeds=config.get("dataset", {}).get("episode_seeds"),
+                   ablate=ablate)
 
     def check_compatible(self, embodiment: str, cameras: tuple[str, ...]) -> None:
         """One-line error when this checkpoint was trained for another robot or camera set."""
@@ -125,12 +135,17 @@ class VLAPolicy:
         if unbatched:
             images, state, instructions = images[None], state[None], [instructions]
         images = torch.from_numpy(np.ascontiguousarray(images))
+        if self.ablate == "cameras":
+            images = torch.zeros_like(images)
         if self.image_transform is not None:
             images = torch.stack([self.image_transform(views) for views in images])
+        normalized_state = torch.as_tensor(self.normalizer.normalize_state(state), dtype=torch.float32)
+        if self.ablate == "state":
+            normalized_state = torch.zeros_like(normalized_state)
         model_batch = {
             "images": images.to(self.device),
             "instruction": list(instructions),
-            "state": torch.as_tensor(self.normalizer.normalize_state(state), dtype=torch.float32, device=self.device),
+            "state": normalized_state.to(self.device),
             "embodiment": self.embodiment.name,
         }
         kwargs = {"generator": self.generator} if self._takes_generator else {}

@@ -31,6 +31,9 @@ class RolloutConfig:
     execute_steps: int = 8  # chunk: actions run from each 16-step chunk; ensemble: steps between chunks
     ensemble_coeff: float = 0.01  # ACT weights exp(-coeff * i), i = 0 the oldest prediction
     device: str = "auto"  # policy device: auto = cuda when available
+    ablate: Literal["", "cameras", "state"] = ""  # controls: black camera images, or the state held at its midpoint
+    demo_seeds: bool = False  # replay the training demos' own scenes (the memorization check), not held-out ones
+    allow_demo_seeds: bool = False  # evaluate even when an evaluation seed is one the checkpoint trained on
     video: bool = False
     out_dir: str = ""  # default outputs/rollouts/<run name>
     step_timeout_s: float = 60.0  # a worker silent this long on a step is hung: restarted, episode rerun
@@ -54,6 +57,8 @@ class RolloutConfig:
             "image_size": self.image_size,
             "horizon": self.horizon,
             **({} if self.policy == "expert" else asdict(self.execution())),
+            **({"ablate": self.ablate} if self.ablate else {}),
+            **({"demo_seeds": True} if self.demo_seeds else {}),
         }
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -76,5 +81,7 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
         raise ValueError(f"--horizon must be >= 0 (0 = the task's own); got {config.horizon}")
     if config.compare and len(config.compare) != 2:
         raise ValueError(f"--compare takes exactly two checkpoints; got {len(config.compare)}")
+    if (config.ablate or config.demo_seeds) and config.policy != "vla":
+        raise ValueError("--ablate and --demo-seeds apply to a trained checkpoint, not to --policy expert")
     if not 1 <= config.execute_steps <= ACTION_HORIZON:
         raise ValueError(f"--execute-steps must be in 1..{ACTION_HORIZON} (the chunk length); got {config.execute_steps}")

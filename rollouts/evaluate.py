@@ -32,6 +32,7 @@ class Evaluation:
     summaries: dict[str, TaskSummary]
     stats: RunStats
     skipped: int  # episodes already in the log from an earlier (interrupted) run
+    scenes: str = ""  # whether the episodes are held out from the training demos
 
 
 def known_tasks() -> list[str]:
@@ -51,14 +52,35 @@ def resolve_tasks(task: str) -> list[str]:
     return [task]
 
 
-def episode_specs(tasks: list[str], config: RolloutConfig) -> list[EpisodeSpec]:
-    """Every episode of the run, ordered task by task (so a worker keeps one scene built)."""
+def episode_specs(tasks: list[str], config: RolloutConfig, demo_seeds: dict[str, list[int]] | None = None
+                  ) -> list[EpisodeSpec]:
+    """Every episode of the run, ordered task by task (so a worker keeps one scene built).
+
+    Held-out by default: seeds are hashes of (base seed, task, index). With `config.demo_seeds` the episodes are
+    instead the first `episodes` scenes the checkpoint was trained on (the memorization check).
+    """
+    if config.demo_seeds:
+        if not demo_seeds:
+            raise ValueError("--demo-seeds: the checkpoint records no demo seeds (trained on data made elsewhere)")
+        return [EpisodeSpec(task, -1, i, seed) for task in tasks
+                for i, seed in enumerate(demo_seeds.get(task, [])[: config.episodes])]
     return [
         EpisodeSpec(task, base, i, episode_seed(base, task, i))
         for task in tasks
         for base in range(config.seed, config.seed + config.seeds)
         for i in range(config.episodes)
     ]
+
+
+def check_held_out(specs: list[EpisodeSpec], demo_seeds: dict[str, list[int]], allow: bool) -> int:
+    """How many evaluation episodes reuse a demo's scene; refuses any unless allowed. Returns the overlap count."""
+    used = {(task, seed) for task, seeds in demo_seeds.items() for seed in seeds}
+    overlap = [s for s in specs if (s.task, s.seed) in used]
+    if overlap and not allow:
+        first = overlap[0]
+        raise ValueError(f"{len(overlap)} evaluation episode(s) reuse a training demo's scene (e.g. {first.task} seed "
+                         f"{first.seed}); evaluate on held-out scenes (another --seed) or pass --allow-demo-seeds")
+    return len(overlap)
 
 
 def load_policy(config: RolloutConfig, checkpoint: str):
@@ -75,7 +97,7 @@ def load_policy(config: RolloutConfig, checkpoint: str):
             raise
         raise CheckpointError(f"{err}; train one (python train_vla.py), pass --checkpoint DIR, or use --policy expert") from None
     policy = VLAPolicy.from_checkpoint(path, device=None if config.device == "auto" else config.device,
-                                       execution=config.execution())
+                                       execution=config.execution(), ablate=config.ablate)
     policy.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
     if config.image_size and policy.image_size and int(policy.image_size) != config.image_size:
         print(f"warning: {path} was trained on {policy.image_size}px images; rendering at {config.image_size}px "
@@ -102,7 +124,11 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_settings(out_dir, config, policy_id, config.result_fingerprint(policy_id))
     log = ResultsLog(out_dir / "episodes.jsonl")
-    specs = episode_specs(tasks, config)
+    demo_seeds = getattr(policy, "demo_seeds", None) or {}
+    specs = episode_specs(tasks, config, demo_seeds)
+    if not specs:
+        raise ValueError(f"no episodes to run: the checkpoint has no demos of {', '.join(tasks)}")
+    reused = len(specs) if config.demo_seeds else check_held_out(specs, demo_seeds, config.allow_demo_seeds)
     todo = [s for s in specs if not log.is_done(EpisodeKey(s.task, s.base_seed, s.index))]
     skipped = len(specs) - len(todo)
     if skipped:
@@ -130,11 +156,16 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     wanted = {(s.task, s.base_seed, s.index) for s in specs}
     records = [r for r in log.as_dicts() if (r["task"], r["base_seed"], r["index"]) in wanted]
     summaries = summarize(records, tasks)
-    meta = {"policy": policy_id, "backend": config.backend, "episodes_per_seed": config.episodes,
+    held_out = ("training scenes replayed (--demo-seeds)" if config.demo_seeds else
+                f"{reused} episode(s) reuse a training scene" if reused else
+                f"held-out: no evaluation scene is one of the {sum(map(len, demo_seeds.values()))} training demos'"
+                if demo_seeds else "no demo seeds recorded in the checkpoint")
+    meta = {"policy": policy_id, "backend": config.backend, "episodes_per_seed": config.episodes, "scenes": held_out,
+            **({"ablate": config.ablate} if config.ablate else {}),
             "seeds": list(range(config.seed, config.seed + config.seeds)), "image_size": config.image_size,
             "execution": dataclasses.asdict(config.execution()) if policy is not None else "expert"}
     write_report(out_dir, summaries, title=display, meta=meta)
-    return Evaluation(name, out_dir, summaries, stats, skipped)
+    return Evaluation(name, out_dir, summaries, stats, skipped, held_out)
 
 
 def _check_robocasa() -> None:
@@ -189,3 +220,5 @@ class _progress:
 def print_summary(evaluation: Evaluation) -> None:
     print(f"\n{evaluation.name}  ->  {evaluation.out_dir}")
     print(summary_table(evaluation.summaries))
+    if evaluation.scenes:
+        print(f"scenes: {evaluation.scenes}")

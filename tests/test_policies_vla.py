@@ -117,3 +117,16 @@ def test_eval_image_transform_is_applied_before_the_model():
     policy.predict_action_chunk(obs)
     images = policy.model.seen[-1]["images"]
     assert images.shape == (1, 3, 24, 24, 3) and images[0, 0].min() == 255 and images[0, 1].max() == 0
+
+
+def test_controls_blank_the_cameras_or_hold_the_state():
+    obs = _obs(state2=1.0)
+    obs = {k: (np.full_like(v, 200) if k.startswith("observation.images") else v) for k, v in obs.items()}
+    blind = _policy(ablate="cameras")
+    blind.predict_action_chunk(obs)
+    assert blind.model.seen[-1]["images"].max() == 0 and blind.model.seen[-1]["state"][0, 2] == pytest.approx(0.5)
+    stateless = _policy(ablate="state")
+    stateless.predict_action_chunk(obs)
+    assert stateless.model.seen[-1]["images"].min() == 200 and stateless.model.seen[-1]["state"].abs().max() == 0
+    with pytest.raises(ValueError, match="unknown ablation 'nose'"):
+        _policy(ablate="nose")

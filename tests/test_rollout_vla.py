@@ -55,3 +55,40 @@ def test_compare_two_checkpoints_on_the_same_episodes(checkpoints, tmp_path, cap
     assert len(dirs) == 2 and seeds[0] == seeds[1] and len(seeds[0]) == 2
     (report,) = (tmp_path / "outputs/rollouts").glob("compare-*/report.md")
     assert "checkpoint-000001" in report.read_text() and (report.parent / "success.png").is_file()
+
+
+def test_checkpoint_records_its_demo_scenes_and_evaluation_avoids_them(checkpoints):
+    from rollouts.config import RolloutConfig
+    from rollouts.evaluate import check_held_out, episode_specs
+    from rollouts.worker import EpisodeSpec
+
+    demo_seeds = json.loads((checkpoints[1] / "config.json").read_text())["dataset"]["episode_seeds"]
+    assert sum(map(len, demo_seeds.values())) == 2 and set(demo_seeds) <= {"TurnOffMicrowave", "CoffeePressButton",
+                                                                             "PnPCabToCounter"}
+    specs = episode_specs(["TurnOffMicrowave", "CoffeePressButton"], RolloutConfig(episodes=50, seeds=3))
+    assert check_held_out(specs, demo_seeds, allow=False) == 0
+    clash = [EpisodeSpec("TurnOffMicrowave", 0, 0, seed=7), EpisodeSpec("TurnOffMicrowave", 0, 1, seed=8)]
+    with pytest.raises(ValueError, match="1 evaluation episode.*TurnOffMicrowave seed 7.*--allow-demo-seeds"):
+        check_held_out(clash, {"TurnOffMicrowave": [7]}, allow=False)
+    assert check_held_out(clash, {"TurnOffMicrowave": [7]}, allow=True) == 1
+
+
+def test_demo_seeds_replays_the_training_scenes(checkpoints, tmp_path, capsys):
+    demo_seeds = json.loads((checkpoints[1] / "config.json").read_text())["dataset"]["episode_seeds"]
+    task = next(iter(demo_seeds))
+    out = tmp_path / "memorize"
+    argv = ["--task", task, "--checkpoint", str(checkpoints[1]), "--demo-seeds", "--episodes", "5",
+            "--image-size", "64", "--horizon", "4", "--out-dir", str(out), "--progress", "false"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert sorted(r["seed"] for r in rows) == demo_seeds[task]
+    assert "scenes: training scenes replayed" in capsys.readouterr().out
+
+
+def test_blanked_camera_control_runs_through_the_runner(checkpoints, tmp_path):
+    out = tmp_path / "blind"
+    argv = ["--task", "CoffeePressButton", "--checkpoint", str(checkpoints[1]), "--ablate", "cameras",
+            "--episodes", "1", "--image-size", "64", "--horizon", "4", "--out-dir", str(out), "--progress", "false"]
+    assert main(argv) == 0
+    assert json.loads((out / "summary.json").read_text())["meta"]["ablate"] == "cameras"
+    assert main(argv[:-4] + ["--ablate", "nose", "--progress", "false"]) == 2

@@ -58,19 +58,44 @@ def validate_dataset(root: str | Path, embodiment: str = "robocasa_panda_omron",
     return info
 
 
-def open_dataset(root: str | Path, *, embodiment: str = "robocasa_panda_omron", tasks=None,
+def select_episodes(root: str | Path, info: dict, tasks=None, per_task: int = 0) -> list[int] | None:
+    """Episode indices of `tasks` (all tasks when None), the first `per_task` of each task (0: all); None = every one."""
+    if tasks is None and per_task <= 0:
+        return None
+    names = _episode_task_names(Path(root), info)
+    if tasks is not None:
+        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+        check_task_names(tasks, sorted(set(names.values())))
+    chosen, taken = [], {}
+    for index in sorted(names):
+        task = names[index]
+        if tasks is not None and task not in tasks:
+            continue
+        if per_task > 0 and taken.get(task, 0) >= per_task:
+            continue
+        taken[task] = taken.get(task, 0) + 1
+        chosen.append(index)
+    return chosen
+
+
+def episode_seeds(root: str | Path, episodes: list[int] | None) -> dict[str, list[int]]:
+    """Simulator seeds of the chosen episodes per task (from our sidecar; empty for data made elsewhere)."""
+    sidecar = read_sidecar(Path(root)).get("episodes", {})
+    out: dict[str, list[int]] = {}
+    for key, meta in sidecar.items():
+        if (episodes is None or int(key) in episodes) and meta.get("seed") is not None:
+            out.setdefault(meta["task_name"], []).append(int(meta["seed"]))
+    return {task: sorted(seeds) for task, seeds in sorted(out.items())}
+
+
+def open_dataset(root: str | Path, *, embodiment: str = "robocasa_panda_omron", tasks=None, episodes_per_task: int = 0,
                  delta_timestamps: dict | None = None, repo_id: str = DEFAULT_REPO_ID):
-    """Validate a local dataset and return lerobot's LeRobotDataset (optionally only episodes of `tasks`)."""
+    """Validate a local dataset and return lerobot's LeRobotDataset (optionally only some tasks / episodes)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = Path(root)
     info = validate_dataset(root, embodiment)
-    episodes = None
-    if tasks is not None:
-        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-        names = _episode_task_names(root, info)
-        check_task_names(tasks, sorted(set(names.values())))
-        episodes = sorted(i for i, n in names.items() if n in tasks)
+    episodes = select_episodes(root, info, tasks, episodes_per_task)
     return LeRobotDataset(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps)
 
 
@@ -81,6 +106,7 @@ class DataConfig:
     root: str = "data/demos"
     embodiment: str = "robocasa_panda_omron"
     tasks: tuple[str, ...] | None = None
+    episodes_per_task: int = 0  # train on the first N demos of each task (0: all)
     action_horizon: int = ACTION_HORIZON
     augment: ImageAugConfig = field(default_factory=ImageAugConfig)
 
@@ -94,7 +120,9 @@ class TrainingDataset(torch.utils.data.Dataset):
         self.robot = get_embodiment(config.embodiment)
         horizon = [i / FPS for i in range(config.action_horizon)]
         self.lerobot = open_dataset(config.root, embodiment=config.embodiment, tasks=config.tasks,
-                                    delta_timestamps={ACTION_KEY: horizon})
+                                    episodes_per_task=config.episodes_per_task, delta_timestamps={ACTION_KEY: horizon})
+        # What a held-out evaluation must avoid: the simulator seeds of the demos trained on.
+        self.episode_seeds = episode_seeds(config.root, self.lerobot.episodes)
         if in_memory_chunks:
             _answer_chunk_queries_from_memory(self.lerobot)
         self.normalizer = normalizer or Normalizer.from_dataset(config.root, config.embodiment)

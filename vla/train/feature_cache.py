@@ -171,6 +171,7 @@ def ensure_feature_cache(*, dataset_root: Path, data_cfg, model, normalizer, cac
         "transform": {**augment.__dict__, "train": False},
         "embodiment": data_cfg.embodiment,
         "tasks": data_cfg.tasks,
+        "episodes_per_task": data_cfg.episodes_per_task,
         "action_horizon": data_cfg.action_horizon,
         "normalizer": normalizer.to_dict(),
     }

@@ -147,7 +147,8 @@ class Workspace:
             "step": step,
             "total_steps": self.cfg.steps,
             "loss": loss,
-            "dataset": {"root": str(self.plan.dataset), "num_samples": dataset_len},
+            "dataset": {"root": str(self.plan.dataset), "num_samples": dataset_len,
+                        "episodes_per_task": self.cfg.data.episodes_per_task, "episode_seeds": self._demo_seeds},
             "training": self.cfg.to_dict(),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         }
@@ -262,6 +263,7 @@ class Workspace:
         self._backbone_fp = weights_fingerprint(find_backbone(model) or model)
         dataset = self._build_dataset(model, normalizer)
         self._image_size = getattr(dataset, "image_size", None) or _dataset_image_size(self.plan.dataset)
+        self._demo_seeds = _demo_seeds(self.plan.dataset, cfg.data)
         params = [p for p in model.trainable_parameters()]
         optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                       weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
@@ -337,6 +339,16 @@ class Workspace:
         rate = trained_samples / max(loop, 1e-9)
         return TrainResult(self.plan.run_dir, checkpoint, step, last_loss, wall, rate,
                            stopped_early=step < cfg.steps, loop_s=loop)
+
+
+def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
+    """Simulator seeds of the episodes this run trains on, per task (checkpoints record them for held-out eval)."""
+    import json
+
+    from vla.data.dataset import episode_seeds, select_episodes
+
+    info = json.loads((Path(root) / "meta" / "info.json").read_text())
+    return episode_seeds(root, select_episodes(root, info, data_cfg.tasks, data_cfg.episodes_per_task))
 
 
 def _dataset_image_size(root: Path) -> int | None:

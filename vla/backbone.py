@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vla.config import BackboneConfig
-from vla.tokenizer import IMAGE_TOKEN_ID, VOCAB_SIZE, build_processor, load_qwen_tokenizer
+from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir
+from vla.tokenizer import build_processor, load_qwen_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +25,6 @@ class BackboneOutput:
     features: torch.Tensor  # (B, S, D)
     attention_mask: torch.Tensor  # (B, S) bool, False on padding
     image_mask: torch.Tensor  # (B, S) bool, True on image tokens
-
-
-def tiny_qwen3vl_config():
-    """A small random-weight Qwen3-VL with the real vocabulary and special-token ids (REFERENCE.md section 4)."""
-    from transformers import Qwen3VLConfig
-
-    return Qwen3VLConfig(
-        text_config=dict(
-            vocab_size=VOCAB_SIZE, hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=32, max_position_embeddings=4096, tie_word_embeddings=True,
-            rope_parameters=dict(rope_type="default", rope_theta=5_000_000.0, mrope_section=[8, 4, 4], mrope_interleaved=True),
-        ),
-        vision_config=dict(
-            depth=2, hidden_size=64, intermediate_size=128, num_heads=4, patch_size=16, temporal_patch_size=2,
-            spatial_merge_size=2, out_hidden_size=128, num_position_embeddings=256, deepstack_visual_indexes=[0, 1],
-        ),
-        image_token_id=IMAGE_TOKEN_ID, tie_word_embeddings=True,
-    )
 
 
 def resolve_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
@@ -175,12 +158,16 @@ class QwenVLBackbone(nn.Module):
 def _build_tiny(cfg: BackboneConfig):
     from transformers import Qwen3VLModel
 
-    config = tiny_qwen3vl_config()
-    config._attn_implementation = cfg.attn_implementation
-    # Weights depend only on the seed: init under a private RNG so callers' random streams are untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = Qwen3VLModel(config)
+    model = build_seeded(Qwen3VLModel, cfg.seed, attn_implementation=cfg.attn_implementation)
+    return model, build_processor(cfg.image_size, load_qwen_tokenizer())
+
+
+def _load_tiny_dir(cfg: BackboneConfig):
+    """A trained tiny backbone (compact directory: weights over the seeded embedding), with the tiny processor."""
+    model, _ = load_tiny_dir(cfg.name_or_path, cfg.attn_implementation)
+    layers = model.config.text_config.num_hidden_layers
+    if cfg.select_layer > layers:
+        raise ValueError(f"select_layer {cfg.select_layer} exceeds the backbone's {layers} LLM layers")
     return model, build_processor(cfg.image_size, load_qwen_tokenizer())
 
 
@@ -210,6 +197,8 @@ def load_backbone(cfg: BackboneConfig, device: torch.device | str = "cpu") -> Qw
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.is_tiny:
         model, processor = _build_tiny(cfg)
+    elif is_tiny_dir(cfg.name_or_path):
+        model, processor = _load_tiny_dir(cfg)
     else:
         model, processor = _load_pretrained(cfg, dtype)
     backbone = QwenVLBackbone(model, processor, cfg).to(device=device, dtype=dtype)

@@ -45,7 +45,7 @@ class Plan:
 def backbone_dims(ref: BackboneRef) -> tuple[int, int]:
     """(text hidden size, LLM layers) of a backbone, read from its config without loading weights."""
     if ref.is_tiny:
-        from vla.backbone import tiny_qwen3vl_config
+        from vla.tiny_qwen import tiny_qwen3vl_config
 
         text = tiny_qwen3vl_config().text_config
         return text.hidden_size, text.num_hidden_layers

@@ -1,0 +1,86 @@
+"""Fine-tuning a Qwen3-VL on visual questions: answer-only labels, a loss that falls, the compact tiny format."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vla.config import BackboneConfig
+from vla.vqa.format import read_split
+from vla.vqa.grounding import GroundingConfig, generate, score
+from vla.vqa.sft import SFTConfig, answer_labels, encode, evaluate, load_images, load_vlm, train
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def grounding(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grounding")
+    cfg = GroundingConfig(out=str(root), task="CoffeePressButton", episodes=1, eval_episodes=1, image_size=SIZE,
+                          frame_stride=12, workers=1)
+    generate(cfg, log=lambda *_: None)
+    return root, read_split(root, "train"), read_split(root, "eval")
+
+
+def test_labels_cover_the_answer_and_end_of_turn_only(grounding):
+    root, train_rows, _ = grounding
+    model = load_vlm("tiny", SIZE)
+    samples = train_rows[:3]
+    batch = encode(model.processor, samples, [load_images(root, s, SIZE) for s in samples], with_answers=True)
+    tok = model.processor.tokenizer
+    for row, sample in enumerate(samples):
+        labelled = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        assert tok.decode(labelled) == sample.answer + "<|im_end|>"
+    assert answer_labels(batch["input_ids"], batch["attention_mask"], tok).equal(batch["labels"])
+
+
+def test_training_lowers_the_loss_and_saves_a_compact_backbone(grounding, tmp_path):
+    root, train_rows, eval_rows = grounding
+    cfg = SFTConfig(data=str(root), out=str(tmp_path / "tiny-g"), steps=30, batch_size=8, lr=2e-3, image_size=SIZE,
+                    eval_every=30, eval_samples=8, log_every=5, num_workers=0)
+    out = train(cfg, train_rows, eval_rows, log=lambda *_: None, scorer=score)
+    history = json.loads((out / "sft_history.json").read_text())
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert any("eval" in h for h in history)
+    manifest = json.loads((out / "tiny_backbone.json").read_text())
+    assert manifest["seed"] == 0 and manifest["answer_vocab"]
+    assert (out / "model.safetensors").stat().st_size < 8_000_000  # the 78 MB embedding is not stored
+
+    # The stored backbone answers exactly as the trained one did, and the policy backbone loads it.
+    reloaded = load_vlm(str(out), SIZE)
+    first = evaluate(reloaded, root, eval_rows[:4], SIZE)
+    again = evaluate(load_vlm(str(out), SIZE), root, eval_rows[:4], SIZE)
+    assert first.accuracy == again.accuracy
+    from vla.backbone import load_backbone
+
+    backbone = load_backbone(BackboneConfig(name_or_path=str(out), select_layer=4, image_size=SIZE))
+    images = torch.from_numpy(np.stack(load_images(root, eval_rows[0], SIZE)))[None]
+    features = backbone.encode(images, ["press the button"]).features
+    assert features.shape[-1] == 128 and torch.isfinite(features).all()
+    trained = dict(reloaded.trunk.visual.named_parameters())
+    for name, p in backbone.model.visual.named_parameters():
+        assert torch.equal(p, trained[name]), name
+
+
+def test_a_damaged_compact_backbone_is_one_line(grounding, tmp_path):
+    from vla.tiny_qwen import load_tiny_dir
+
+    root, train_rows, eval_rows = grounding
+    cfg = SFTConfig(data=str(root), out=str(tmp_path / "tiny-g"), steps=2, batch_size=2, image_size=SIZE,
+                    eval_every=100, eval_samples=0, num_workers=0)
+    out = train(cfg, train_rows[:4], [], log=lambda *_: None)
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="model.safetensors is not a readable safetensors file"):
+        load_tiny_dir(out)
+    (out / "tiny_backbone.json").write_text("{}")
+    with pytest.raises(ValueError, match="lacks 'seed'"):
+        load_tiny_dir(out)
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="--steps must be >= 1"):
+        dataclasses.replace(SFTConfig(), steps=0)

@@ -143,6 +143,10 @@ class Normalizer:
         """Normalized action (e.g. a predicted chunk) -> raw action for the robot."""
         return self._action.inverse(y)
 
+    def varying_action_dims(self) -> np.ndarray:
+        """Boolean mask of the action dims that vary in the data (constant ones, e.g. an unused base, map to 0)."""
+        return ~self._action.const
+
     def to_dict(self) -> dict:
         """JSON-ready description: embodiment, modes per part and the statistics."""
         robot = self.embodiment

@@ -1,0 +1,150 @@
+"""The diagnosis ladder: can the stack memorize, does more data help, what does the policy look at.
+
+    python scripts/diagnose_policy.py memorize [--task CoffeePressButton] [--steps 1500] [-- TRAIN FLAGS]
+    python scripts/diagnose_policy.py demos --dataset data/pool128 [--demos 5,20,50] [--steps 2000] [-- TRAIN FLAGS]
+    python scripts/diagnose_policy.py controls --checkpoint DIR [--episodes 20] [--task all]
+
+memorize  one scripted demo, trained without augmentation until it is memorized, then replayed in closed loop on
+          its own scene (`rollout.py --demo-seeds`); also its open-loop action error. Fails: the control loop,
+          normalization or chunk execution is broken, or training is too short to fit even one demo.
+demos     the same training on the first N demos of each task for several N; open-loop action error on demos
+          none of them trained on. Falls as N grows: the policy generalizes across scenes; flat: it does not.
+controls  held-out success as trained, with the cameras blanked, and with the state held at its midpoint. The
+          drop says how much the policy relies on each input.
+Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-features`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+OUT = Path("outputs/diagnose")
+
+
+def _train(dataset: Path, run_name: str, steps: int, extra: list[str]) -> Path:
+    """Train (or resume) a run; returns its final checkpoint."""
+    from vla.train.cli import parse_args
+    from vla.train.preflight import plan_run
+    from vla.train.workspace import Workspace
+
+    argv = ["--dataset", str(dataset), "--output", str(OUT / "runs"), "--run-name", run_name, "--steps", str(steps),
+            "--save-every", str(steps), "--keep-last", "1", "--wandb", "false", *extra]
+    train_cfg, model_cfg = parse_args(argv)
+    result = Workspace(plan_run(train_cfg, model_cfg)).run()
+    return result.run_dir / f"checkpoint-{steps:06d}"
+
+
+def _policy(checkpoint: Path):
+    from policies.vla_policy import VLAPolicy
+
+    return VLAPolicy.from_checkpoint(checkpoint, device="cpu")
+
+
+def memorize(args, extra: list[str]) -> int:
+    from rollouts.config import RolloutConfig
+    from rollouts.evaluate import evaluate, print_summary
+    from vla.data.collect import CollectConfig, collect
+    from vla.train.offline_eval import open_loop_error
+
+    root = OUT / f"memorize-{args.task}"
+    demos = root / "demos"
+    collect(CollectConfig(task=args.task, episodes=1, out=str(demos), image_size=args.image_size, seed=args.seed,
+                          workers=1))
+    checkpoint = _train(demos, f"memorize-{args.task}-{args.steps}", args.steps,
+                        ["--data.augment.enabled", "false", *extra])
+    error = open_loop_error(_policy(checkpoint), demos, episodes=[0], stride=1)
+    print(f"open-loop on the demo itself: {error.line()}")
+    evaluation = evaluate(RolloutConfig(task=args.task, checkpoint=str(checkpoint), demo_seeds=True, episodes=1,
+                                        out_dir=str(root / f"replay-{args.steps}")))
+    print_summary(evaluation)
+    replayed = evaluation.summaries[args.task]
+    print(f"memorize: {'PASS' if replayed.successes else 'FAIL'} ({replayed.successes}/{replayed.episodes} replays of "
+          f"its own scene succeed after {args.steps} steps)")
+    return 0 if replayed.successes else 1
+
+
+def demo_counts(args, extra: list[str]) -> int:
+    from vla.data.dataset import validate_dataset
+    from vla.train.offline_eval import held_out_episodes, open_loop_error
+
+    counts = sorted(int(n) for n in args.demos.split(","))
+    validate_dataset(args.dataset)
+    rows = []
+    checkpoints = {n: _train(Path(args.dataset), f"demos{n}-{Path(args.dataset).name}-{args.steps}", args.steps,
+                             ["--data.episodes-per-task", str(n), *extra]) for n in counts}
+    # Score every run on the same frames: the demos the largest run did not train on.
+    largest = _policy(checkpoints[counts[-1]])
+    episodes = held_out_episodes(args.dataset, largest.demo_seeds)
+    for n in counts:
+        error = open_loop_error(_policy(checkpoints[n]), args.dataset, episodes=episodes, max_frames=args.max_frames)
+        rows.append((n, error))
+        print(f"{n:>4} demos/task: {error.line()}", flush=True)
+    print(f"\n{'demos/task':>10} {'held-out mse':>13}  per part")
+    for n, error in rows:
+        print(f"{n:>10} {error.mse:>13.4f}  " + ", ".join(f"{k} {v:.4f}" for k, v in error.per_part.items()))
+    (OUT / "demo_counts.json").write_text(json.dumps({n: e.__dict__ for n, e in rows}, indent=2))
+    return 0
+
+
+def controls(args, extra: list[str]) -> int:
+    import dataclasses
+
+    from rollouts.config import RolloutConfig
+    from rollouts.evaluate import evaluate
+
+    base = RolloutConfig(task=args.task, checkpoint=args.checkpoint, episodes=args.episodes, num_envs=args.num_envs,
+                         seed=args.seed)
+    results = {name: evaluate(dataclasses.replace(base, ablate=ablate))
+               for name, ablate in (("as trained", ""), ("cameras blanked", "cameras"), ("state held", "state"))}
+    tasks = list(results["as trained"].summaries)
+    print(f"\n{'task':<20}" + "".join(f"{name:>18}" for name in results))
+    for task in tasks:
+        cells = []
+        for name, ev in results.items():
+            s = ev.summaries[task]
+            cells.append(f"{100 * s.rate:5.1f}% ({s.successes}/{s.episodes})")
+        print(f"{task:<20}" + "".join(f"{c:>18}" for c in cells))
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="rung", required=True)
+    m = sub.add_parser("memorize", help="one demo, memorized, replayed on its own scene")
+    m.add_argument("--task", default="CoffeePressButton")
+    m.add_argument("--steps", type=int, default=1500)
+    m.add_argument("--seed", type=int, default=0, help="the demo's scene seed")
+    m.add_argument("--image-size", type=int, default=128)
+    d = sub.add_parser("demos", help="open-loop error on held-out demos as demos are added")
+    d.add_argument("--dataset", required=True)
+    d.add_argument("--demos", default="5,20,50")
+    d.add_argument("--steps", type=int, default=2000)
+    d.add_argument("--max-frames", type=int, default=600)
+    c = sub.add_parser("controls", help="success as trained, cameras blanked, state held")
+    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--task", default="all")
+    c.add_argument("--episodes", type=int, default=20)
+    c.add_argument("--num-envs", type=int, default=2)
+    c.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        return {"memorize": memorize, "demos": demo_counts, "controls": controls}[args.rung](args, extra)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The diagnosis ladder: fitting one real demo, open-loop error on held-out demos, the memorization replay (slow)."""
+
+import pytest
+
+from vla.data.collect import CollectConfig, collect
+from vla.train.cli import parse_args
+from vla.train.offline_eval import held_out_episodes, open_loop_error
+from vla.train.preflight import plan_run
+from vla.train.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def one_demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("one-demo") / "demos"
+    collect(CollectConfig(task="CoffeePressButton", episodes=1, out=str(root), image_size=64, workers=1),
+            log=lambda *_: None)
+    return root
+
+
+def _train(dataset, tmp_path, steps, *extra):
+    argv = ["--preset", "tiny", "--dataset", str(dataset), "--output", str(tmp_path), "--run-name", f"r{steps}",
+            "--steps", str(steps), "--save-every", str(steps), "--batch-size", "8", "--wandb", "false",
+            "--num-workers", "0", "--data.augment.enabled", "false", *extra]
+    return Workspace(plan_run(*parse_args(argv))).run().checkpoint
+
+
+def test_training_fits_one_real_demo_open_loop(one_demo, tmp_path):
+    from policies.vla_policy import VLAPolicy
+
+    before = open_loop_error(VLAPolicy.from_checkpoint(_train(one_demo, tmp_path, 2)), one_demo, episodes=[0])
+    after = open_loop_error(VLAPolicy.from_checkpoint(_train(one_demo, tmp_path, 250, "--optim.lr", "3e-3")),
+                            one_demo, episodes=[0])
+    assert after.frames == before.frames > 5 and after.episodes == 1
+    assert after.mse < 0.5 * before.mse, (before.line(), after.line())
+    assert set(after.per_part) == {"eef_delta_pos", "eef_delta_rot", "gripper", "base_mode"}
+
+
+def test_held_out_episodes_are_the_ones_not_trained_on(one_demo):
+    assert held_out_episodes(one_demo, {"CoffeePressButton": [0]}) == []
+    assert held_out_episodes(one_demo, {"CoffeePressButton": [5]}) == [0]
+    assert held_out_episodes(one_demo, {"TurnOffMicrowave": [0]}) == [0]
+
+
+@pytest.mark.slow
+def test_memorized_demo_replays_to_success_in_closed_loop(monkeypatch, tmp_path):
+    """The ladder's first rung at the small preset: ~10 minutes on 2 cores."""
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_policy.py"
+    spec = importlib.util.spec_from_file_location("diagnose_policy", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["memorize", "--task", "CoffeePressButton", "--steps", "1500"]) == 0

@@ -10,7 +10,7 @@ from vla.cli import ConfigError, apply_overrides, describe, parse_overrides
 
 USAGE = """usage: python rollout.py --task {TASK|all} [--checkpoint DIR] [--episodes 50] [--num-envs N]
                           [--backend builtin|robocasa] [--video] [--seed S] [--seeds K] [--image-size PX]
-                          [--policy vla|expert] [--execute-steps N] [--execute-mode chunk|ensemble]
+                          [--policy vla|expert|ws://HOST:PORT] [--execute-steps N] [--execute-mode chunk|ensemble]
        python rollout.py --compare CKPT_A CKPT_B --task all [--seeds 3 --episodes 50]
 every option (current value):"""
 
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         _print_timing(evaluation)
         return 0
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ConnectionError as err:  # --policy ws://...: the server is down or refused us
         print(f"error: {err}", file=sys.stderr)
         return 2
     except PolicyError as err:

@@ -17,7 +17,8 @@ class RolloutConfig:
     """What to evaluate, on which episodes, and how to run it."""
 
     task: str = "all"  # a task name or "all"
-    policy: Literal["vla", "expert"] = "vla"  # expert: the scripted privileged-state experts (sanity check)
+    # vla: a checkpoint; expert: the scripted privileged-state experts (sanity check); ws://HOST:PORT: a policy server
+    policy: str = "vla"
     checkpoint: str = "latest"  # a checkpoint dir, a run dir (its newest) or "latest" (newest under checkpoints/runs)
     compare: tuple[str, ...] = ()  # two checkpoints: the backbone ablation (`--compare A B`)
     episodes: int = 50  # per task and seed
@@ -68,6 +69,8 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
     cpus = cpu_count or os.cpu_count() or 1
     if config.episodes < 1 or config.seeds < 1:
         raise ValueError(f"--episodes and --seeds must be >= 1; got {config.episodes} and {config.seeds}")
+    if config.policy not in ("vla", "expert") and not config.policy.startswith(("ws://", "wss://")):
+        raise ValueError(f"--policy must be one of vla, expert, ws://HOST:PORT (a policy server); got {config.policy!r}")
     if config.num_envs < 1:
         raise ValueError(f"--num-envs must be >= 1; got {config.num_envs}")
     if config.num_envs > 4 * cpus:

@@ -87,6 +87,13 @@ def load_policy(config: RolloutConfig, checkpoint: str):
     """(policy or None for experts, a stable id for the output dir name, a short display name)."""
     if config.policy == "expert":
         return None, "expert", "expert"
+    if config.policy.startswith(("ws://", "wss://")):
+        from policies.remote import RemotePolicy
+
+        remote = RemotePolicy(config.policy, execution=config.execution())
+        remote.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
+        served = remote.metadata.get("checkpoint") or "unnamed"
+        return remote, f"{config.policy} {served}", f"remote-{Path(served).parent.name}-{Path(served).name}"
     from checkpoints.format import CheckpointError, resolve_checkpoint
     from policies.vla_policy import VLAPolicy
 

@@ -6,7 +6,8 @@
 
 Areas: sim (env steps/s, wrapper overhead, reset time, expert success), model (parameter counts, chunk latency
 split), train (samples/s cached vs through the backbone), rollout (episodes/hour with 1 and 2 workers, policy
-and runner shares). Run on a quiet machine: they measure wall time.
+and runner shares), server (policy-server round trip on loopback, beyond inference). Run on a quiet machine: they
+measure wall time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ AREAS = {
     "train": ["benchmark_train.py"],
     # The rollout benchmark evaluates the newest checkpoint (python train_vla.py makes one).
     "rollout": ["benchmark_rollout.py"],
+    "server": ["benchmark_server.py"],
 }
 
 

@@ -214,11 +214,12 @@ class BridgeCore:
 
     def _run(self, tick: int, now: float) -> TickResult:
         problems = self._collect_chunks(tick)
-        obs, stale = self.assembler.assemble(now)
+        stale = self.assembler.problems(now)
         problems += stale
         if self.request is not None and now - self.request.sent_at > self.config.policy_timeout_s:
             problems.append(f"policy sent no chunk within {self.config.policy_timeout_s:g} s")
-        if obs is not None and not self.link.busy and self.scheduler.should_request(tick):
+        if not stale and not self.link.busy and self.scheduler.should_request(tick):
+            obs, _ = self.assembler.assemble(now)  # built only when asked for: resizing frames is the tick's main cost
             self.link.submit(obs, (self.epoch, tick))
             self.scheduler.requested(tick)
             self.request = _Request(self.epoch, tick, now)

@@ -91,17 +91,17 @@ class PolicyServer:
 
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")  # one model call at a time
-        async with serve(self._handle, self.host, self.port, max_size=self.max_request_bytes, compression=None,
-                         process_request=self._http) as server:
-            self.port = server.sockets[0].getsockname()[1]
-            self._batcher = asyncio.create_task(self._batch_loop())
-            if on_ready is not None:
-                on_ready(self)
-            try:
+        self._batcher = asyncio.create_task(self._batch_loop())
+        try:
+            async with serve(self._handle, self.host, self.port, max_size=self.max_request_bytes, compression=None,
+                             process_request=self._http) as server:
+                self.port = server.sockets[0].getsockname()[1]
+                if on_ready is not None:
+                    on_ready(self)
                 await (stop.wait() if stop is not None else asyncio.Future())
-            finally:
-                self._batcher.cancel()
-                self._executor.shutdown(wait=False, cancel_futures=True)
+        finally:  # after the connections closed: requests still waiting on the batcher got their answers
+            self._batcher.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- HTTP side: health check and authentication, before the websocket handshake --------------------------------
     def _http(self, connection, request):
@@ -118,7 +118,7 @@ class PolicyServer:
 
     # -- one connection --------------------------------------------------------------------------------------------
     async def _handle(self, ws) -> None:
-        from websockets.exceptions import ConnectionClosedError
+        from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
         peer = ws.remote_address
         log.info("client %s connected", peer)
@@ -128,6 +128,8 @@ class PolicyServer:
                 await ws.send(await self._answer(message, peer))
         except ConnectionClosedError as err:
             log.warning("client %s: connection closed with an error: %s", peer, err)
+        except ConnectionClosed:
+            pass  # closed while a reply was on its way (the client left, or the server is shutting down)
         log.info("client %s disconnected", peer)
 
     async def _answer(self, message, peer) -> bytes | str:

@@ -303,3 +303,62 @@ def test_config_file_and_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         (tmp_path / "bad.json").write_text("{rate_hz: 3")
         file_overrides(tmp_path / "bad.json")
+
+
+def test_rate_loop_keeps_absolute_deadlines_and_skips_rather_than_bursts():
+    from bridge.loop import run_at_rate
+
+    t = [0.0]
+    starts = []
+
+    def step(now):
+        starts.append(now)
+        t[0] += 0.25 if len(starts) == 3 else 0.01  # the third tick (at 0.2) overruns to 0.45
+
+    def sleep(s):
+        t[0] += s
+
+    stats = run_at_rate(step, 10.0, ticks=6, clock=lambda: t[0], sleep=sleep)
+    # the 0.3 deadline is more than a period gone: skipped; the 0.4 one runs 50 ms late, then back on schedule
+    np.testing.assert_allclose(starts, [0.0, 0.1, 0.2, 0.45, 0.5, 0.6], atol=1e-9)
+    assert stats.skipped == 1 and max(stats.lateness) == pytest.approx(0.05)
+
+
+def test_a_dead_policy_server_holds_the_arm_within_two_ticks():
+    """The real link: a policy server on loopback, RemotePolicy in the core, the server stopped mid-run."""
+    from policies.remote import RemotePolicy
+    from policies.server import PolicyServer, ServerThread
+
+    class Served(ScriptedPolicy):
+        def predict_action_chunk(self, obs):  # the server batches: (B, 16, 12)
+            return np.stack([forward(vx=0.1)(0)] * len(obs["observation.state"]))
+
+    server = ServerThread(PolicyServer(Served(forward()), port=0))
+    port = server.__enter__().port
+    config = BridgeConfig(execute_steps=2, policy_timeout_s=0.5)
+    core = BridgeCore(config, RemotePolicy(f"ws://127.0.0.1:{port}", timeout_s=0.5), task="press the button")
+    outs = []
+
+    def feed_and_tick(now):
+        for cam in ("left", "right", "wrist"):
+            core.on_image(cam, np.zeros((32, 32, 3), np.uint8), now)
+        core.on_arm_state(START, READY_Q, 2, now)
+        core.on_fingers([0.04, 0.04], now)
+        outs.append(core.tick(now))
+
+    from bridge.loop import run_at_rate
+
+    feed_and_tick(time.monotonic())
+    core.arm(time.monotonic())
+    core.start(time.monotonic())
+    run_at_rate(feed_and_tick, 15.0, ticks=20)
+    assert outs[-1].mode is Mode.RUNNING
+    server.__exit__(None, None, None)
+    stopped = len(outs)
+    run_at_rate(feed_and_tick, 15.0, ticks=6)
+    first_hold = next(i for i, o in enumerate(outs) if i >= stopped and o.mode is Mode.HOLD)
+    # at most two requests' worth of ticks: the next request is due within execute_steps (2) ticks, and the
+    # closed connection fails it at once
+    assert first_hold - stopped <= 3, [o.mode.value for o in outs[stopped:]]
+    assert "policy error: ConnectionError" in core.supervisor.reason
+    core.close()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
-from envs.registry import BACKENDS, TASKS, TaskSpec, check_backend, get_task, list_tasks
+import gymnasium as gym
 
-__all__ = ["BACKENDS", "TASKS", "TaskSpec", "list_tasks", "get_task", "make"]
+from envs.gym_registration import NAMESPACE, gym_id, register_tasks
+from envs.registry import BACKENDS, TASKS, TaskSpec, check_backend, get_task, list_tasks
+from envs.validation import check_cameras, check_image_size
+
+__all__ = ["BACKENDS", "NAMESPACE", "TASKS", "TaskSpec", "list_tasks", "get_task", "gym_id", "make"]
+
+register_tasks()
 
 # robosuite announces optional parts we do not use (private macros, robosuite_models, mink IK) and every
 # controller file it loads, in every process: noise that buries progress bars and tables. Its own warnings
@@ -26,27 +33,24 @@ logging.getLogger("robosuite_logs").addFilter(_quiet_robosuite_setup)
 
 
 def make(task: str, backend: str = "builtin", *, image_size: int = 256, cameras=("left", "right", "wrist"),
-         render: bool = True, seed: int | None = None, horizon: int | None = None):
-    """Build a gymnasium env for a task: obs keys observation.images.{cam}, observation.state, task."""
+         render: bool = True, seed: int | None = None, horizon: int | None = None, render_mode: str | None = None):
+    """Build a gymnasium env for a task: obs keys observation.images.{cam}, observation.state, task.
+
+    It truncates itself at `horizon` (default: the task's). gymnasium.make(gym_id(task)) builds the same env,
+    truncated by Gymnasium's TimeLimit instead; with the same seeds both give the same episodes.
+    """
     spec = get_task(task)
     check_backend(backend)
-    from vla.embodiments import CAMERA_NAMES, did_you_mean
-
-    cameras = tuple(cameras)
-    for cam in cameras:
-        if cam not in CAMERA_NAMES:
-            hint = did_you_mean(cam, CAMERA_NAMES)
-            raise ValueError(f"unknown camera {cam!r}{hint}; valid: {', '.join(CAMERA_NAMES)}")
-    if int(image_size) < 8:
-        raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+    cameras, image_size = check_cameras(cameras), check_image_size(image_size)
     horizon = int(horizon or spec.horizon)
     if backend == "robocasa":
         from envs.robocasa_backend import RoboCasaGymEnv
 
-        return RoboCasaGymEnv(task, int(image_size), cameras, render, seed, horizon)
+        return RoboCasaGymEnv(task, image_size, cameras, render, seed, horizon)
     from envs.gym_env import KitchenGymEnv
-    from envs.kitchen_env import SimConfig
-    from envs.tasks import TASK_CLASSES
 
-    config = SimConfig(image_size=int(image_size), cameras=cameras, render=render, horizon=horizon)
-    return KitchenGymEnv(TASK_CLASSES[task](config, seed=seed), horizon)
+    kwargs = dict(task=task, image_size=image_size, cameras=cameras, render=render, seed=seed)
+    env = KitchenGymEnv(**kwargs, horizon=horizon, render_mode=render_mode)
+    # The registered spec with this env's arguments, so env.spec.make(...) (as check_env does) rebuilds it.
+    env.spec = dataclasses.replace(gym.spec(gym_id(task)), kwargs=kwargs, max_episode_steps=horizon)
+    return env

@@ -5,33 +5,39 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from envs.kitchen_env import ACTION_DIM, STATE_DIM, KitchenEnv
-from envs.validation import check_action
+from envs.kitchen_env import ACTION_DIM, SimConfig
+from envs.registry import get_task
+from envs.spaces import action_space, observation_space
+from envs.validation import check_action, check_cameras, check_image_size, check_render_mode
 from vla.embodiments import STATE_KEY, TASK_KEY
 
 
 class KitchenGymEnv(gym.Env):
-    """Wraps a KitchenEnv: dict observations, 12-D float32 actions, success termination, horizon truncation."""
+    """A built-in kitchen task: dict observations, 12-D float32 actions, success termination.
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    The MuJoCo simulator (a KitchenEnv) is `env.unwrapped.sim`. With `horizon` set, the env truncates itself at
+    that step; gymnasium.make leaves it None and truncates with its TimeLimit (max_episode_steps) instead.
+    """
 
-    def __init__(self, sim: KitchenEnv, horizon: int):
-        self.sim = sim
-        self.horizon = horizon
-        size, cams = sim.config.image_size, sim.config.cameras if sim.config.render else ()
-        self._image_keys = {cam: f"observation.images.{cam}" for cam in cams}
-        spaces = {key: gym.spaces.Box(0, 255, (size, size, 3), np.uint8) for key in self._image_keys.values()}
-        spaces[STATE_KEY] = gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32)
-        spaces[TASK_KEY] = gym.spaces.Text(max_length=256)
-        self.observation_space = gym.spaces.Dict(spaces)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        self.render_mode = "rgb_array"
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}  # 20 Hz control
+
+    def __init__(self, task: str, image_size: int = 256, cameras=("left", "right", "wrist"), render: bool = True,
+                 seed: int | None = None, horizon: int | None = None, render_mode: str | None = None):
+        from envs.tasks import TASK_CLASSES
+
+        spec = get_task(task)
+        cameras, image_size = check_cameras(cameras), check_image_size(image_size)
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
+        if render_mode is not None and not (render and cameras):
+            raise ValueError(f"render_mode={render_mode!r} needs camera images: pass render=True and a camera")
+        self.horizon = None if horizon is None else int(horizon)
+        config = SimConfig(image_size=image_size, cameras=cameras, render=render, horizon=self.horizon or spec.horizon)
+        self.sim = TASK_CLASSES[task](config, seed=seed)
+        self._image_keys = {cam: f"observation.images.{cam}" for cam in (cameras if render else ())}
+        self.observation_space = observation_space(tuple(self._image_keys), image_size)
+        self.action_space = action_space()
         self._t = 0
         self._last_images: dict[str, np.ndarray] = {}
-
-    @property
-    def unwrapped(self) -> KitchenEnv:  # experts and tests reach the simulator through here
-        return self.sim
 
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Ground-truth poses (see KitchenEnv.privileged_state)."""
@@ -59,12 +65,16 @@ class KitchenGymEnv(gym.Env):
         self._t += 1
         success = bool(self.sim._check_success())
         obs = self._obs()
-        truncated = self._t >= self.horizon and not success
+        truncated = self.horizon is not None and self._t >= self.horizon and not success
         return obs, float(success), success, truncated, {"success": success}
 
-    def render(self):
-        """The first camera's latest image (rgb_array)."""
-        return next(iter(self._last_images.values()), None)
+    def render(self) -> np.ndarray | None:
+        """With render_mode='rgb_array': the cameras' latest images side by side (uint8 H x W*cams x 3)."""
+        if self.render_mode is None:
+            return None
+        if not self._last_images:  # before the first reset
+            self._last_images = self.sim.render_images()
+        return np.concatenate(list(self._last_images.values()), axis=1)
 
     def close(self):
         self.sim.close()

@@ -103,10 +103,9 @@ class KitchenEnv(ManipulationEnv):
             seed=seed,
         )
         self.to_robosuite = robosuite_permutation(dict(self.robots[0].composite_controller._action_split_indexes))
-        self.image_renderer = None
-        if config.render:
-            cams = {key: CAMERA_MJCF_NAMES[key] for key in config.cameras}
-            self.image_renderer = FastRenderer(self.mj_model, cams, config.image_size, config.image_size)
+        # Made on the first render: building an env (AsyncVectorEnv builds one in its parent process to read the
+        # spaces) then starts no GL context that forked workers would inherit (see envs.rendering).
+        self.image_renderer: FastRenderer | None = None
         self.seed_episode(seed)
 
     # ----- model -----
@@ -200,7 +199,12 @@ class KitchenEnv(ManipulationEnv):
 
     def render_images(self) -> dict[str, np.ndarray]:
         """Camera images keyed by short name (left/right/wrist); empty when rendering is off."""
-        return self.image_renderer.render(self.mj_data) if self.image_renderer is not None else {}
+        if not self.config.render:
+            return {}
+        if self.image_renderer is None:
+            cams = {key: CAMERA_MJCF_NAMES[key] for key in self.config.cameras}
+            self.image_renderer = FastRenderer(self.mj_model, cams, self.config.image_size, self.config.image_size)
+        return self.image_renderer.render(self.mj_data)
 
     def robot_state(self) -> np.ndarray:
         """16-D state: base pos, base quat, eef pos rel. base, eef quat rel. base (quats xyzw), gripper qpos."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import mujoco
 import numpy as np
@@ -19,10 +20,46 @@ def _load_triton_before_mesa() -> None:
 
 
 
+# Once Mesa's llvmpipe (the software renderer) has made a context, its worker threads hold locks for the life of
+# the process. A child forked after that (multiprocessing's default on Linux, e.g. gymnasium.make_vec with
+# vectorization_mode="async") inherits the locks without the threads and hangs forever making its own context;
+# such a child fails with FORKED_AFTER_SOFTWARE_GL instead. LP_NUM_THREADS=0 runs llvmpipe without threads.
+FORKED_AFTER_SOFTWARE_GL = (
+    "this process was forked after its parent started Mesa's software renderer, and rendering here would hang; "
+    "start workers with the 'spawn' or 'forkserver' multiprocessing context (gymnasium.make_vec: "
+    "vector_kwargs={'context': 'spawn'}) or before the parent renders"
+)
+_software_gl_started = False
+_forked_after_software_gl = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_software_gl
+    _forked_after_software_gl = _software_gl_started
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _threaded_software_gl() -> bool:
+    """Whether the current GL context is Mesa's llvmpipe with worker threads."""
+    if os.environ.get("LP_NUM_THREADS") == "0":
+        return False
+    try:
+        from OpenGL import GL
+
+        return b"llvmpipe" in (GL.glGetString(GL.GL_RENDERER) or b"")
+    except Exception:  # no answer: assume the worst, a refusal beats a hang
+        return True
+
+
 class FastRenderer:
     """Renders named cameras of one model into uint8 HxWx3 arrays; call close() when done."""
 
     def __init__(self, model: mujoco.MjModel, cameras: dict[str, str], height: int, width: int):
+        global _software_gl_started
+        if _forked_after_software_gl:
+            raise RuntimeError(FORKED_AFTER_SOFTWARE_GL)
         # Multisampling is the single biggest cost of software offscreen rendering; it must be off before the
         # render context is made, and the offscreen buffer only as large as the images.
         _load_triton_before_mesa()
@@ -30,6 +67,7 @@ class FastRenderer:
         model.vis.global_.offwidth = width
         model.vis.global_.offheight = height
         self._renderer = mujoco.Renderer(model, height=height, width=width)
+        _software_gl_started = _software_gl_started or _threaded_software_gl()  # the new context is current
         scene = self._renderer.scene
         # Reflections alone double the cost; shadows cost ~100 ms per camera per light.
         flags = mujoco.mjtRndFlag

@@ -11,6 +11,7 @@ import numpy as np
 
 from envs.action_layout import robosuite_permutation
 from envs.registry import get_task
+from envs.spaces import action_space, observation_space
 from envs.validation import check_action
 from vla.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
 
@@ -62,7 +63,8 @@ class RoboCasaGymEnv(gym.Env):
             has_renderer=False, has_offscreen_renderer=bool(self.cameras), use_camera_obs=bool(self.cameras),
             ignore_done=True, control_freq=20, seed=seed, **camera_kwargs,
         )
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (ROBOCASA_PANDA_OMRON.action_dim,), np.float32)
+        self.observation_space = observation_space(self.cameras, image_size)
+        self.action_space = action_space()
         self.to_robosuite = robosuite_permutation(dict(self.env.robots[0].composite_controller._action_split_indexes))
         self._t = 0
 

@@ -16,3 +16,29 @@ def check_action(action, dim: int) -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(arr)).tolist()
         raise ValueError(f"action has NaN/inf at indices {bad}; every entry must be finite (range [-1, 1])")
     return arr.astype(np.float64)
+
+
+def check_cameras(cameras) -> tuple[str, ...]:
+    """Return cameras as a tuple of known camera names, or raise a one-line ValueError."""
+    from vla.embodiments import CAMERA_NAMES, did_you_mean
+
+    cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
+    for cam in cameras:
+        if cam not in CAMERA_NAMES:
+            hint = did_you_mean(cam, CAMERA_NAMES)
+            raise ValueError(f"unknown camera {cam!r}{hint}; valid: {', '.join(CAMERA_NAMES)}")
+    return cameras
+
+
+def check_image_size(image_size) -> int:
+    """Return image_size as an int of at least 8 pixels, or raise a one-line ValueError."""
+    if int(image_size) < 8:
+        raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+    return int(image_size)
+
+
+def check_render_mode(render_mode, render_modes) -> str | None:
+    """Return render_mode when it is None or one of render_modes, else raise a one-line ValueError."""
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, {', '.join(map(repr, render_modes))}")
+    return render_mode

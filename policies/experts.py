@@ -70,7 +70,7 @@ class ScriptedExpert:
 
     def __init__(self, env, seed: int | None = None, config: ExpertConfig = ExpertConfig()):
         self.env = env
-        self.sim = env.unwrapped
+        self.sim = env.unwrapped.sim
         self.config = config
         self.rng = np.random.default_rng(seed)
         self.reset()
@@ -242,7 +242,7 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
 
 
 def make_expert(task: str, env, seed: int | None = None, config: ExpertConfig = ExpertConfig()) -> ScriptedExpert:
-    """Scripted expert for a task, driving env (its unwrapped sim must expose privileged_state())."""
+    """Scripted expert for a task, driving env (env.unwrapped.sim must expose privileged_state())."""
     if task not in EXPERTS:
         raise ValueError(f"no scripted expert for {task!r}{did_you_mean(task, EXPERTS)}; valid: {', '.join(EXPERTS)}")
     return EXPERTS[task](env, seed=seed, config=config)

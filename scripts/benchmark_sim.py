@@ -66,7 +66,7 @@ def wrapper_overhead(task: str, cfg: BenchConfig, block: int = 10) -> tuple[floa
     """(raw ms/step, wrapped ms/step, overhead fraction); raw = robosuite step + rendering the cameras."""
     env = envs.make(task, image_size=cfg.image_size, seed=cfg.seed, horizon=10**9)
     env.reset(seed=cfg.seed)
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     acts = _actions(cfg.warmup + cfg.steps, cfg.seed)
     for a in acts[: cfg.warmup]:
         env.step(a)

@@ -43,7 +43,9 @@ def test_reset_and_step_follow_the_contract(env):
         assert obs[key].std() > 1.0  # a real picture, not a blank buffer
     assert obs[STATE_KEY].shape == (16,) and obs[STATE_KEY].dtype == np.float32
     assert isinstance(obs[TASK_KEY], str) and obs[TASK_KEY]
+    assert obs in env.observation_space
     obs, reward, terminated, truncated, info = env.step(IDLE)
+    assert obs in env.observation_space
     assert info["success"] is False and not terminated and not truncated and reward == 0.0
     assert np.linalg.norm(obs[STATE_KEY][7:10]) > 0.2  # eef is relative to the base, not the world
 
@@ -55,7 +57,7 @@ def test_instructions_match_upstream():
     pnp = envs.make("PnPCabToCounter", render=False, seed=0)
     text = pnp.reset(seed=0)[0][TASK_KEY]
     assert text.startswith("pick the ") and text.endswith(" from the cabinet and place it on the counter")
-    assert pnp.unwrapped.target_name in text
+    assert pnp.unwrapped.sim.target_name in text
     pnp.close()
 
 
@@ -90,7 +92,7 @@ def test_same_seed_same_episode_and_different_seed_differs():
 def test_coffee_button_latches_and_needs_retreat():
     env = envs.make("CoffeePressButton", render=False, seed=0)
     env.reset(seed=0)
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     eef = sim.eef_pos()
     near = eef + np.array([0.05, 0.0, 0.0])  # button close to the eef but not touched
     _move_fixture_to(sim, "coffee_machine", sim.button_pos(), near + np.array([0.06, 0, 0]))
@@ -110,7 +112,7 @@ def test_microwave_needs_stop_button_and_retreat_and_ignores_the_door():
 
     env = envs.make("TurnOffMicrowave", render=False, seed=0)
     env.reset(seed=0)
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     assert sim.turned_on
     sim.mj_data.qpos[sim.door_qpos_adr] = -1.5  # door wide open
     mujoco.mj_forward(sim.mj_model, sim.mj_data)
@@ -133,7 +135,7 @@ def test_pnp_succeeds_only_with_object_on_counter_and_eef_away():
 
     env = envs.make("PnPCabToCounter", render=False, seed=0)
     env.reset(seed=0)
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     adr = sim.object_qpos_adr[sim.target]
     half = fixtures.OBJECT_SHAPES[sim.target].half_height
     assert not sim._check_success()  # still in the cabinet
@@ -154,7 +156,7 @@ def test_terminates_on_success_and_truncates_at_horizon():
     _, _, terminated, truncated, info = env.step(IDLE)
     assert truncated and not terminated and not info["success"]
     env.reset(seed=0)
-    env.unwrapped.set_power(False)  # off, eef starts far from the button
+    env.unwrapped.sim.set_power(False)  # off, eef starts far from the button
     _, reward, terminated, truncated, info = env.step(IDLE)
     assert terminated and info["success"] and reward == 1.0
     env.close()
@@ -169,10 +171,10 @@ def test_terminates_on_success_and_truncates_at_horizon():
 def test_bad_actions_are_rejected_before_mujoco(bad, match):
     env = envs.make("CoffeePressButton", render=False, seed=0)
     env.reset(seed=0)
-    before = env.unwrapped.mj_data.time
+    before = env.unwrapped.sim.mj_data.time
     with pytest.raises(ValueError, match=match):
         env.step(bad)
-    assert env.unwrapped.mj_data.time == before
+    assert env.unwrapped.sim.mj_data.time == before
     env.close()
 
 

@@ -25,7 +25,7 @@ def microwave():
 
 def test_projected_stop_button_lands_on_red_pixels(microwave):
     env, obs = microwave
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     button = sim.landmarks()["stop button"]
     seen = 0
     for cam in ("left", "right", "wrist"):
@@ -44,7 +44,7 @@ def test_projected_stop_button_lands_on_red_pixels(microwave):
 
 def test_points_behind_the_camera_are_out_of_frame(microwave):
     env, _ = microwave
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     pose = camera_pose(sim.mj_model, sim.mj_data, CAMERA_MJCF_NAMES["left"], SIZE, SIZE)
     behind = pose.position + 2.0 * pose.rotation[:, 2]  # the camera looks along -z: +z is behind it
     uv, depth = pose.project(behind[None])

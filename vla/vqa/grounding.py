@@ -137,7 +137,7 @@ def _annotate(sim, image_size: int) -> dict:
 def run_episode(task: str, seed: int, cfg: GroundingConfig) -> dict:
     """One expert episode with random pushes; frames every `frame_stride` steps with their annotations."""
     env, expert = _env_and_expert(task, cfg.image_size)
-    sim = env.unwrapped
+    sim = env.unwrapped.sim
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     expert.rng = np.random.default_rng(rng.integers(2**31))

@@ -1,7 +1,7 @@
 """The bridge's settings in one place: rate, execution, staleness, safety limits, embodiment mapping, ROS topics.
 
-Loaded from one JSON file (`--config bridge.json`, nested like the dataclasses) and then command-line flags
-(`--safety.max-step-m 0.005`); see `python scripts/ros_bridge.py --help` for every field.
+Loaded from one TOML or JSON file (`--config bridge/ros1/franka_ros.toml`, nested like the dataclasses) and then
+command-line flags (`--safety.max-step-m 0.005`); see `python scripts/ros_bridge.py --help` for every field.
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ class RosTopics:
     gripper_open_width: float = 0.08
     gripper_speed: float = 0.1
     grasp_force: float = 20.0
+    # Grasp goal: close toward grasp_width and count any width within the epsilons as a grasp (the object's width
+    # is unknown to the policy).
+    grasp_width: float = 0.0
+    grasp_epsilon: float = 0.08
+    recovery_timeout_s: float = 10.0  # operator reset: wait this long for franka_control's error recovery
+    status: str = "/xvr_bridge/status"  # std_msgs/String, one JSON line a tick
+    command: str = "/xvr_bridge/command"  # std_msgs/String: arm, start, stop, abort, reset
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,18 @@ class BridgeConfig:
 
 
 def file_overrides(path: str | Path) -> dict[str, str]:
-    """A JSON config file as dotted-name overrides (the form vla.cli.apply_overrides takes)."""
+    """A TOML (.toml) or JSON config file as dotted-name overrides (the form vla.cli.apply_overrides takes)."""
+    import tomllib
+
     path = Path(path)
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
     except FileNotFoundError:
         raise ValueError(f"config file {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid {kind}: {err}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a JSON object")
     out: dict[str, str] = {}

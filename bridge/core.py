@@ -130,6 +130,8 @@ class BridgeCore:
         self.hold_pose: Pose | None = None
         self.last_command: Pose | None = None
         self.input_errors = 0
+        self.requests_sent = 0  # chunk requests submitted, and answers (chunks or errors) taken in: for status
+        self.answers_received = 0
 
     # -- inputs (any thread; the adapter's callbacks) ----------------------------------------------------------------
     def on_image(self, camera: str, image, stamp: float) -> None:
@@ -172,6 +174,9 @@ class BridgeCore:
         """idle -> armed: latch the current pose as the command (needs a robot state)."""
         if self.arm_state is None:
             raise ValueError("cannot arm: no robot state received yet")
+        if self.arm_state.robot_mode in FAULT_ROBOT_MODES:
+            raise ValueError(f"cannot arm: the robot reports {FAULT_ROBOT_MODES[self.arm_state.robot_mode]} "
+                             f"(release it, then reset)")
         self.supervisor.arm(now)
         self._latch_hold()
 
@@ -200,7 +205,10 @@ class BridgeCore:
         tick = self.tick_count
         self.tick_count += 1
         sup = self.supervisor
-        if self.arm_state is not None and self.arm_state.robot_mode in FAULT_ROBOT_MODES:
+        # Only while commanding: in idle nothing is sent, and the newest state may predate a just-finished error
+        # recovery (arm() refuses while the robot still reports a reflex or user stop).
+        arm = self.arm_state
+        if arm is not None and arm.robot_mode in FAULT_ROBOT_MODES and sup.mode not in (Mode.IDLE, Mode.FAULT):
             if sup.mode is not Mode.FAULT:
                 sup.fault(FAULT_ROBOT_MODES[self.arm_state.robot_mode], now)
                 self._latch_hold()
@@ -221,6 +229,7 @@ class BridgeCore:
         if not stale and not self.link.busy and self.scheduler.should_request(tick):
             obs, _ = self.assembler.assemble(now)  # built only when asked for: resizing frames is the tick's main cost
             self.link.submit(obs, (self.epoch, tick))
+            self.requests_sent += 1
             self.scheduler.requested(tick)
             self.request = _Request(self.epoch, tick, now)
             problems += self._collect_chunks(tick)  # an inline link answers at once
@@ -252,6 +261,7 @@ class BridgeCore:
     def _collect_chunks(self, tick: int) -> list[str]:
         problems = []
         for (epoch, obs_tick), chunk, error in self.link.poll():
+            self.answers_received += 1
             if self.request is not None and self.request.epoch == epoch and self.request.obs_tick == obs_tick:
                 self.request = None
             if epoch != self.epoch:
@@ -289,5 +299,6 @@ class BridgeCore:
 
     def _drain(self) -> None:
         for (epoch, obs_tick), _, _ in self.link.poll():
+            self.answers_received += 1
             if self.request is not None and (epoch, obs_tick) == (self.request.epoch, self.request.obs_tick):
                 self.request = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.geometry import Pose, axis_angle_to_mat, mat_to_quat
+from bridge.geometry import Pose, axis_angle_to_mat, mat_to_axis_angle, mat_to_quat, quat_to_mat
 from vla.embodiments import get_embodiment
 
 SUPPORTED = ("robocasa_panda_omron", "franka_panda")
@@ -95,3 +95,28 @@ class ArmMapping:
         ee = self.frame @ measured_in_link0 @ self.ee_offset
         goal = Pose(ee.pos + dpos, axis_angle_to_mat(drot) @ ee.rot)
         return self.frame.inverse() @ goal @ self.ee_offset.inverse(), gripper
+
+    def ee_in_link0(self, state) -> Pose:
+        """The inverse of state(): Franka's O_T_EE (panda_link0) from a policy state vector (a simulator's)."""
+        state = np.asarray(state, dtype=float)
+        emb = self.embodiment
+        if state.shape != (emb.state_dim,):
+            raise ValueError(f"state must have shape ({emb.state_dim},) for {emb.name}; got {state.shape}")
+        offset = 0 if emb.name == "franka_panda" else 7  # after the base's position and quaternion
+        ee = Pose(state[offset:offset + 3], quat_to_mat(state[offset + 3:offset + 7]))
+        return self.frame.inverse() @ ee @ self.ee_offset.inverse()
+
+    def action_toward(self, target_in_link0: Pose, measured_in_link0: Pose, gripper: float) -> np.ndarray:
+        """The inverse of target(): the action whose arm part moves from the measured pose toward the target (the
+        delta clipped to what one action can ask), in arm mode; how a simulated impedance controller is driven."""
+        goal = self.frame @ target_in_link0 @ self.ee_offset
+        ee = self.frame @ measured_in_link0 @ self.ee_offset
+        emb = self.embodiment
+        action = np.zeros(emb.action_dim)
+        pos, rot = emb.action_slice("eef_delta_pos").start, emb.action_slice("eef_delta_rot").start
+        action[pos:pos + 3] = np.clip((goal.pos - ee.pos) / self.config.pos_scale, -1, 1)
+        action[rot:rot + 3] = np.clip(mat_to_axis_angle(goal.rot @ ee.rot.T) / self.config.rot_scale, -1, 1)
+        action[emb.action_slice("gripper").start] = gripper
+        if emb.name == "robocasa_panda_omron":
+            action[emb.action_slice("base_mode").start] = -1.0
+        return action

@@ -10,5 +10,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e ".[dev]"
 # lerobot's dataset code only, without its conflicting pins (see pyproject.toml).
 .venv/bin/python -m pip install -q --no-deps "lerobot==0.4.4"
+# ROS 1 (Debian packages) for the ROS bridge and its integration test; XVR_SKIP_ROS=1 skips it.
+[ "${XVR_SKIP_ROS:-0}" = 1 ] || bash scripts/setup_ros.sh
 .venv/bin/python -c "import torch, transformers, robosuite, mujoco; from lerobot.datasets.lerobot_dataset import LeRobotDataset" 2>/dev/null \
   && echo "setup: .venv ready (torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

@@ -265,6 +265,21 @@ def test_robot_reflex_faults_and_only_an_operator_reset_leaves_it():
     assert recovered == [True] and rig.step().mode is Mode.IDLE and rig.step().pose is None
 
 
+def test_after_a_reset_the_bridge_stays_idle_and_refuses_to_arm_while_the_robot_still_reports_a_reflex():
+    rig = Rig(ScriptedPolicy(forward(vx=0.1)))
+    rig.robot_mode = 4
+    rig.feed()
+    assert rig.step().mode is Mode.FAULT
+    rig.core.reset(lambda: True, rig.now)  # error recovery done; the newest state predates it (still reflex)
+    assert rig.step().mode is Mode.IDLE and rig.step().pose is None
+    with pytest.raises(ValueError, match="cannot arm: the robot reports robot reflex"):
+        rig.core.arm(rig.now)
+    rig.robot_mode = 2
+    rig.feed()
+    rig.core.arm(rig.now)
+    assert rig.step().mode is Mode.ARMED
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.sampled_from([0.0, 1.0, -1.0, 0.3, np.nan, np.inf, 1e9]), min_size=12, max_size=12),
        st.lists(st.booleans(), min_size=40, max_size=40))

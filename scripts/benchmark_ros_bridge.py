@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
             policy = RemotePolicy(f"ws://127.0.0.1:{port}", timeout_s=config.policy_timeout_s)
             rospy.init_node("benchmark_bridge", disable_signals=True)
             node = Ros1Bridge(config, policy, "press the stop button on the microwave", autostart=True)
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 600
             while node.core.mode is not Mode.RUNNING:  # the simulator builds its scene, then the bridge starts
                 if time.monotonic() > deadline or graph.processes["sim"].poll() is not None:
                     tail = graph.log("sim").read_text().strip().splitlines()[-3:]

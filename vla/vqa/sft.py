@@ -311,8 +311,12 @@ def set_trainable(model: VLM, cfg: SFTConfig) -> list[torch.nn.Parameter]:
 
 
 def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQASample], log=print,
-          scorer=None, manifest_extra: dict | None = None) -> Path:
-    """Fine-tune and write the result to cfg.out (compact tiny directory or a Qwen3-VL directory)."""
+          scorer=None, manifest_extra: dict | None = None, trainable=None, finalize=None) -> Path:
+    """Fine-tune and write the result to cfg.out (compact tiny directory or a Qwen3-VL directory).
+
+    trainable(model, cfg) -> parameters replaces set_trainable (e.g. LoRA adapters); finalize(model) runs before
+    saving (e.g. merging adapters into the weights, so the directory is a plain Qwen3-VL).
+    """
     from tqdm import tqdm
 
     if not train_samples:
@@ -325,7 +329,7 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
     if restrict:
         vocab = set(collect_answer_vocab(model.processor, train_samples + eval_samples))
         model.answer_vocab = sorted(vocab | set(model.answer_vocab or ()))
-    params = set_trainable(model, cfg)
+    params = (trainable or set_trainable)(model, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     warmup = max(1, int(cfg.warmup_ratio * cfg.steps))
 
@@ -370,6 +374,8 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
             tqdm.write(f"step {step}: {result.line()}")
         bar.update(1)
     bar.close()
+    if finalize is not None:
+        finalize(model)
     return save_vlm(model, out, cfg, history, manifest_extra or {})
 
 

@@ -164,3 +164,13 @@ def test_resume_with_a_different_model_is_refused(dataset, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="incomplete"):
         (done.checkpoint / "normalizer.json").unlink()
         load_policy_checkpoint(done.checkpoint)
+
+
+def test_a_frozen_random_backbone_is_warned_about_in_one_line(dataset, tmp_path):
+    from vla.train.preflight import learning_warning
+
+    frozen = plan_run(*parse_args(args(dataset, tmp_path)))
+    warning = learning_warning(frozen)
+    assert warning is not None and "\n" not in warning and "tiny-grounded" in warning
+    tuned = plan_run(*parse_args(args(dataset, tmp_path, "--model.backbone.tune-visual", "true")))
+    assert learning_warning(tuned) is None

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0
-    from vla.train.preflight import TrainSetupError, plan_run
+    from vla.train.preflight import TrainSetupError, learning_warning, plan_run
 
     try:
         train, model = parse_args(argv)
@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"resuming from {plan.resume_from}" if plan.resume_from else "starting fresh"
         print(f"run: {plan.run_dir} ({where}); preset {train.preset}, backbone {plan.backbone.name}, "
               f"dataset {plan.dataset}, {train.steps} steps x batch {train.batch_size}", flush=True)
+        warning = learning_warning(plan)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     result = workspace.run()
     if not workspace.is_main:
         return 0

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from checkpoints.backbones import BackboneError, BackboneRef, resolve_backbone
+from checkpoints.backbones import TINY, BackboneError, BackboneRef, resolve_backbone
 from checkpoints.format import (
     CheckpointError,
     config_differences,
@@ -188,3 +188,12 @@ def plan_run(cfg: TrainConfig, model_overrides: VLAConfig | None = None) -> Plan
         run_dir = Path(cfg.output) / (cfg.run_name or default_run_name(cfg, dataset))
     resume_from = check_resume(cfg, model, run_dir)
     return Plan(train=cfg, model=model, backbone=backbone, dataset=dataset, run_dir=run_dir, resume_from=resume_from)
+
+
+def learning_warning(plan: Plan) -> str | None:
+    """One line when the chosen mode cannot learn from the cameras: every backbone weight frozen at random init."""
+    if plan.backbone.source == TINY and plan.model.backbone.frozen:
+        return (f"warning: backbone {plan.backbone.name!r} is random and frozen, so the policy sees untrained image "
+                "features and will mostly replay an average trajectory; use --backbone tiny-grounded "
+                "(pretrained, scripts/pretrain_backbone.py) or train it (--model.backbone.tune-visual true)")
+    return None

@@ -10,10 +10,14 @@ from pathlib import Path
 from vla.embodiments import did_you_mean
 
 TINY = "tiny"
+# Trained tiny backbones shipped with the repository (compact format, vla/tiny_qwen.py; ~4 MB each).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
-# name -> hub id (or TINY: a random-weight Qwen3-VL built offline from a config, for CPU runs and tests)
+# name -> hub id, a shipped directory, or TINY (a random-weight Qwen3-VL built offline from a config)
 BACKBONES: dict[str, str] = {
     "tiny": TINY,
+    # the tiny Qwen3-VL pretrained on simulator grounding questions (scripts/pretrain_backbone.py)
+    "tiny-grounded": str(PRETRAINED_DIR / "tiny-grounded"),
     "qwen3-vl-2b": "Qwen/Qwen3-VL-2B-Instruct",
     "qwen3-vl-2b-xvr": "Jaehwisong/Qwen3-VL-2B-XVR",
 }

@@ -115,3 +115,17 @@ def test_unknown_backbone_paths_are_one_line_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ValueError, match="expected 'qwen3_vl'"):
         load_backbone(BackboneConfig(name_or_path=str(tmp_path)))
+
+
+def test_the_shipped_grounded_backbone_loads_by_name_and_differs_from_the_random_one():
+    from checkpoints.backbones import resolve_backbone
+
+    ref = resolve_backbone("tiny-grounded")
+    cfg = dataclasses.replace(get_preset("small").backbone, name_or_path=ref.source)
+    grounded = load_backbone(cfg)
+    random = load_backbone(dataclasses.replace(cfg, name_or_path="tiny"))
+    imgs = torch.randint(0, 255, (1, 3, 128, 128, 3), dtype=torch.uint8)
+    a = grounded.encode(imgs, ["press the coffee machine button"])
+    b = random.encode(imgs, ["press the coffee machine button"])
+    assert a.features.shape == b.features.shape and a.features.shape[-1] == 128
+    assert not torch.allclose(a.features, b.features)

@@ -133,9 +133,10 @@ PRESETS: dict[str, VLAConfig] = {
             num_embodiments=4, dropout=0.0,
         ),
     ),
-    # The CPU main job: same tiny backbone, a head of a few M parameters that trains in minutes.
+    # The CPU main job: the tiny Qwen3-VL at 128 px (16 tokens per view), all 4 layers (the pretrained tiny backbone
+    # answers grounding questions from its last layer), and a head of a few M parameters that trains in minutes.
     "small": VLAConfig(
-        backbone=dataclasses.replace(_TINY_BACKBONE, image_size=96),
+        backbone=dataclasses.replace(_TINY_BACKBONE, image_size=128, select_layer=4),
         head=ActionHeadConfig(
             backbone_dim=128, input_embedding_dim=256, hidden_size=256, num_layers=4, num_heads=8, head_dim=32,
             vl_layers=2, vl_heads=4, vl_head_dim=32, timestep_embed_dim=128, num_future_tokens=8, max_seq_len=64,

@@ -119,6 +119,17 @@ def read_split(root: str | Path, split: str, tasks=None, check_images: bool = Tr
         raise VQAFormatError(f"{root}: no {path.name} (splits here: {', '.join(present) or 'none'})")
     known = frozenset(tasks) if tasks is not None else None
     samples, seen = [], set()
+    for where, sample in iter_rows(path):
+        if sample.sample_id in seen:
+            raise VQAFormatError(f"{where}: sample {sample.sample_id!r} appears twice")
+        seen.add(sample.sample_id)
+        check_sample(sample, known, root if check_images else None, where)
+        samples.append(sample)
+    return samples
+
+
+def iter_rows(path: Path):
+    """("file:line", VQASample) for every non-empty line of a JSONL split; bad JSON or rows are one-line errors."""
     with path.open() as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -128,13 +139,24 @@ def read_split(root: str | Path, split: str, tasks=None, check_images: bool = Tr
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise VQAFormatError(f"{where}: not valid JSON ({err.msg})") from None
-            sample = parse_row(row, where)
-            if sample.sample_id in seen:
-                raise VQAFormatError(f"{where}: sample {sample.sample_id!r} appears twice")
-            seen.add(sample.sample_id)
-            check_sample(sample, known, root if check_images else None, where)
-            samples.append(sample)
-    return samples
+            yield where, parse_row(row, where)
+
+
+def pin_settings(path: Path, settings: dict, ignore: tuple[str, ...] = ("workers",)) -> None:
+    """Write a generator's settings beside its output, or refuse to continue output made with other settings."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        if {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in settings.items() if k not in ignore}:
+            raise ValueError(f"{path.parent} was generated with other settings ({path}); use another --out")
+    else:
+        path.write_text(json.dumps(settings, indent=2))
+
+
+def read_done(path: Path) -> set[tuple[str, str, int]]:
+    """(split, task, seed) of the episodes a resumable generator has finished (one JSON row per line)."""
+    if not path.exists():
+        return set()
+    return {(r["split"], r["task"], r["seed"]) for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
 class SplitWriter:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vla.embodiments import CAMERA_NAMES, TASK_KEY
-from vla.vqa.format import SplitWriter, VQASample, image_block, text_block
+from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
 
 QUESTION_TASKS = ("point", "target", "offset")
 NOT_VISIBLE = "not visible"
@@ -251,17 +251,9 @@ def generate(cfg: GroundingConfig, log=print) -> dict:
     tasks = task_list(cfg.task)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
-    settings = root / "grounding_config.json"
-    if settings.exists():
-        old = json.loads(settings.read_text())
-        if {k: v for k, v in old.items() if k != "workers"} != {k: v for k, v in asdict(cfg).items() if k != "workers"}:
-            raise ValueError(f"{root} was generated with other settings ({settings}); use another --out")
-    else:
-        settings.write_text(json.dumps(asdict(cfg), indent=2))
+    pin_settings(root / "grounding_config.json", asdict(cfg))
     done_path = root / "episodes_done.jsonl"
-    done = set()
-    if done_path.exists():
-        done = {(r["split"], r["task"], r["seed"]) for r in map(json.loads, done_path.read_text().splitlines()) if r}
+    done = read_done(done_path)
     existing: set[str] = set()
     for split in ("train", "eval"):
         path = root / f"{split}.jsonl"

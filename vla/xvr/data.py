@@ -10,10 +10,9 @@ sample id.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-from vla.vqa.format import VQAFormatError, VQASample, check_sample, parse_row
+from vla.vqa.format import VQAFormatError, VQASample, check_sample, iter_rows
 from vla.xvr.tasks import PUBLISHED_TASK_IDS, TASKS
 
 PUBLISHED_EVAL_FILE = "xvr_eval.jsonl"
@@ -52,26 +51,17 @@ def read_xvr(root: str | Path, split: str, task_map: dict[str, str] | None = Non
     path = split_path(root, split)
     mapping = {**{t: t for t in TASKS}, **PUBLISHED_TASK_IDS, **(task_map or {})}
     samples, seen = [], set()
-    with path.open() as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise VQAFormatError(f"{where}: not valid JSON ({err.msg})") from None
-            sample = parse_row(row, where)
-            if sample.task not in mapping:
-                raise VQAFormatError(
-                    f"{where}: sample {sample.sample_id!r}: unknown task {sample.task!r}; known: "
-                    f"{', '.join(sorted(mapping))} (map other published ids with --task-map ID=TASK)")
-            sample = dataclasses.replace(sample, task=mapping[sample.task])
-            if sample.sample_id in seen:
-                raise VQAFormatError(f"{where}: sample {sample.sample_id!r} appears twice")
-            seen.add(sample.sample_id)
-            check_sample(sample, TASKS, root if check_images else None, where)
-            samples.append(sample)
+    for where, sample in iter_rows(path):
+        if sample.task not in mapping:
+            raise VQAFormatError(
+                f"{where}: sample {sample.sample_id!r}: unknown task {sample.task!r}; known: "
+                f"{', '.join(sorted(mapping))} (map other published ids with --task-map ID=TASK)")
+        sample = dataclasses.replace(sample, task=mapping[sample.task])
+        if sample.sample_id in seen:
+            raise VQAFormatError(f"{where}: sample {sample.sample_id!r} appears twice")
+        seen.add(sample.sample_id)
+        check_sample(sample, TASKS, root if check_images else None, where)
+        samples.append(sample)
     if not samples:
         raise VQAFormatError(f"{path}: no samples")
     return samples

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla.vqa.format import SplitWriter, VQASample, image_block, text_block
+from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
 from vla.xvr.questions import (Capture, OrbitSet, Question, QuestionConfig, RigView, RobotFrame,
                                cross_scenario_localization, directional_correspondence,
                                directional_view_localization, language_localization, point_correspondence,
@@ -235,12 +235,6 @@ def write_questions(questions: list[Question], sid: str, split: str, root: Path,
     return rows
 
 
-def _read_done(path: Path) -> set[tuple[str, str, int]]:
-    if not path.exists():
-        return set()
-    return {(r["split"], r["task"], r["seed"]) for r in map(json.loads, path.read_text().splitlines()) if r}
-
-
 def generate(cfg: XVRConfig, log=print) -> dict:
     """Generate (or continue) an XVR dataset under cfg.out; returns counts per split and the rate."""
     import multiprocessing as mp
@@ -252,15 +246,9 @@ def generate(cfg: XVRConfig, log=print) -> dict:
     tasks = task_list(cfg.task)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
-    settings = root / "xvr_config.json"
-    if settings.exists():
-        old = json.loads(settings.read_text())
-        if {k: v for k, v in old.items() if k != "workers"} != {k: v for k, v in asdict(cfg).items() if k != "workers"}:
-            raise ValueError(f"{root} was generated with other settings ({settings}); use another --out")
-    else:
-        settings.write_text(json.dumps(asdict(cfg), indent=2))
+    pin_settings(root / "xvr_config.json", asdict(cfg))
     done_path = root / "scenes_done.jsonl"
-    done = _read_done(done_path)
+    done = read_done(done_path)
     existing: set[str] = set()
     for split in SPLITS:
         path = root / f"{split}.jsonl"

@@ -55,3 +55,21 @@ def test_scripts_exit_with_one_line_on_a_bad_flag(capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: unknown option --stpes (did you mean 'steps'?)"
+
+
+@dataclass(frozen=True)
+class Checked:
+    steps: int = 10
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+
+
+def test_a_configs_own_check_is_one_line_too(capsys):
+    from vla.cli import parse_config_or_exit
+
+    with pytest.raises(SystemExit) as stop:
+        parse_config_or_exit(Checked(), ["--steps", "0"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: --steps must be >= 1, got 0"

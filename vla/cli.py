@@ -129,6 +129,6 @@ def parse_config_or_exit(config: Any, argv: list[str], usage: str = "") -> Any:
         raise SystemExit(0)
     try:
         return apply_overrides(config, parse_overrides(argv))
-    except ConfigError as err:
+    except (ConfigError, ValueError) as err:  # ValueError: a config's own __post_init__ check
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

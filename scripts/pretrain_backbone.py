@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     cfg = parse_config_or_exit(PretrainConfig(), sys.argv[1:] if argv is None else argv, __doc__)
     from vla.vqa.format import VQAFormatError, read_split
     from vla.vqa.grounding import QUESTION_TASKS, generate, score
-    from vla.vqa.sft import evaluate, load_vlm, train
+    from vla.vqa.sft import evaluate, load_vlm, spread, train
 
     started = time.perf_counter()
     try:
@@ -84,8 +84,7 @@ def main(argv=None) -> int:
     out = train(sft, train_rows, eval_rows, scorer=score,
                 manifest_extra={"grounding": dataclasses.asdict(cfg.data), "train_questions": len(train_rows)})
     model = load_vlm(str(out), sft.image_size)
-    picked = eval_rows[:: max(1, len(eval_rows) // cfg.eval_questions)][: cfg.eval_questions]
-    result = evaluate(model, Path(cfg.data.out), picked, sft.image_size, scorer=score)
+    result = evaluate(model, Path(cfg.data.out), spread(eval_rows, cfg.eval_questions), sft.image_size, scorer=score)
     wall = time.perf_counter() - started
     report = _report(cfg, result, wall, len(train_rows), len(eval_rows))
     (out / "README.md").write_text(report)

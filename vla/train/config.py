@@ -37,7 +37,7 @@ class OptimConfig:
 class CollectConfig:
     """The built-in demos made when the default dataset does not exist yet."""
 
-    episodes: int = 50  # per task (~160 frames each); 150 episodes collect in ~8 minutes with 2 workers
+    episodes: int = 50  # per task (~160 frames each); 150 episodes collect in ~10 minutes with 2 workers
     image_size: int = 128  # small views keep collection and image decoding fast on CPU
     tasks: str = "all"
     seed: int = 0
@@ -94,7 +94,7 @@ class TrainConfig:
 # shipped tiny backbone pretrained on simulator grounding questions (checkpoints/pretrained/tiny-grounded), frozen,
 # with its features computed once (--cache-features): the head step then dominates, so two threads and no image
 # augmentation (the cache holds un-augmented full frames, as the backbone saw them in pretraining). Measurements
-# behind these choices: the experiment table in the closing note of the issue "a policy that succeeds".
+# behind these choices: README, "What the CPU main job learns".
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(
         preset="tiny", steps=200, batch_size=8, save_every=100, optim=OptimConfig(lr=1e-3),

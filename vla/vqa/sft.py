@@ -268,6 +268,13 @@ class EvalResult:
         return "; ".join(parts)
 
 
+def spread(samples: list[VQASample], count: int) -> list[VQASample]:
+    """Up to `count` samples taken evenly across the list (so every question type and scene is represented)."""
+    if count <= 0:
+        return []
+    return samples[:: max(1, len(samples) // count)][:count]
+
+
 def evaluate(model: VLM, root: Path, samples: list[VQASample], size: int, batch_size: int = 32,
              scorer=None) -> EvalResult:
     """Greedy answers on samples; exact match per task, plus whatever `scorer(sample, answer)` adds."""
@@ -347,8 +354,7 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                                          num_workers=cfg.num_workers, collate_fn=_collate_with(model.processor),
                                          persistent_workers=cfg.num_workers > 0)
-    eval_pick = (eval_samples[:: max(1, len(eval_samples) // cfg.eval_samples)][: cfg.eval_samples]
-                 if cfg.eval_samples > 0 else [])
+    eval_pick = spread(eval_samples, cfg.eval_samples)
     out = Path(cfg.out)
     history = []
     model.train()

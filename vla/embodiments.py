@@ -38,6 +38,19 @@ class Slice:
 
 
 @dataclass(frozen=True)
+class ForeignLayout:
+    """Another tool's per-dimension feature names for an embodiment, each mapped to one of ours ('eef_delta_pos.0').
+
+    A dataset whose `names` are these, in any order, is read by name; values are not rescaled (binary parts are
+    thresholded at 0 by the normalizer, so GR00T's 0/1 gripper reads as our -1/+1).
+    """
+
+    name: str
+    state: dict[str, str]
+    action: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Embodiment:
     """One robot's state/action layout and how each part is normalized.
 
@@ -52,6 +65,7 @@ class Embodiment:
     action_layout: tuple[Slice, ...]
     state_normalization: dict[str, str] = field(default_factory=dict)
     action_normalization: dict[str, str] = field(default_factory=dict)
+    foreign_layouts: tuple[ForeignLayout, ...] = ()
 
     @property
     def state_dim(self) -> int:
@@ -66,6 +80,11 @@ class Embodiment:
 
     def action_slice(self, name: str) -> Slice:
         return _find(self.action_layout, name, f"{self.name} action")
+
+    def dim_names(self, which: str) -> list[str]:
+        """Per-dimension names of "state" or "action" in this layout's order ('eef_delta_pos.0', ...)."""
+        layout = self.state_layout if which == "state" else self.action_layout
+        return [f"{part.name}.{i}" for part in layout for i in range(part.width)]
 
 
 def _find(layout: tuple[Slice, ...], name: str, what: str) -> Slice:
@@ -82,6 +101,36 @@ def _layout(*parts: tuple[str, int]) -> tuple[Slice, ...]:
         start += width
     return tuple(out)
 
+
+def _to_ours(part: str, *theirs: str) -> dict[str, str]:
+    """{their name of each dimension of `part`: our name ('part.i')}."""
+    return {name: f"{part}.{i}" for i, name in enumerate(theirs)}
+
+
+# The names GR00T's (and RoboCasa's) LeRobot converters give the same 16 + 12 values, stored in their order
+# (REFERENCE.md section 2): the action starts with the base (forward, side, yaw, torso) and the control mode.
+GR00T_ROBOCASA = ForeignLayout(
+    name="gr00t-robocasa",
+    state={
+        **_to_ours("base_pos", "base_position_x", "base_position_y", "base_position_z"),
+        **_to_ours("base_quat", "base_rotation_qx", "base_rotation_qy", "base_rotation_qz", "base_rotation_qw"),
+        **_to_ours("eef_pos_rel_base", "end_effector_position_relative_x", "end_effector_position_relative_y",
+                   "end_effector_position_relative_z"),
+        **_to_ours("eef_quat_rel_base", "end_effector_rotation_relative_qx", "end_effector_rotation_relative_qy",
+                   "end_effector_rotation_relative_qz", "end_effector_rotation_relative_qw"),
+        **_to_ours("gripper_qpos", "gripper_qpos_left", "gripper_qpos_right"),
+    },
+    action={
+        **_to_ours("base_vel", "base_motion_forward", "base_motion_side", "base_motion_yaw"),
+        **_to_ours("torso", "base_motion_torso"),
+        **_to_ours("base_mode", "control_mode"),
+        **_to_ours("eef_delta_pos", "end_effector_position_dx", "end_effector_position_dy",
+                   "end_effector_position_dz"),
+        **_to_ours("eef_delta_rot", "end_effector_rotation_drx", "end_effector_rotation_dry",
+                   "end_effector_rotation_drz"),
+        **_to_ours("gripper", "gripper_close"),
+    },
+)
 
 # RoboCasa PandaOmron (REFERENCE.md section 2): 16-D state as used by GR00T, 12-D action in RoboCasa's order.
 ROBOCASA_PANDA_OMRON = Embodiment(
@@ -109,6 +158,7 @@ ROBOCASA_PANDA_OMRON = Embodiment(
         "torso": "min_max",
         "base_mode": "binary",
     },
+    foreign_layouts=(GR00T_ROBOCASA,),
 )
 
 # A real Franka Panda under a Cartesian impedance controller: the arm part of the same action (eef delta pose 6 +

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 
 from vla.data.normalize import Normalizer
 from vla.data.schema import DEFAULT_REPO_ID, DatasetSpec, check_task_names, image_shape, read_sidecar, validate_info
-from vla.data.stats import read_numeric_columns
+from vla.data.names import column_orders, dataset_column_orders
+from vla.data.stats import data_files, numeric_table_columns, read_parquet
 from vla.data.transforms import ImageAugConfig, ImageTransform
 from vla.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
 
@@ -32,7 +34,8 @@ def _episode_task_names(root: Path, info: dict) -> dict[int, str]:
 
 
 def validate_dataset(root: str | Path, embodiment: str = "robocasa_panda_omron", fps: int = FPS) -> dict:
-    """Check a dataset folder against the contract; returns its info.json. Errors name the key and the expectation."""
+    """Check a dataset folder against the contract; returns its info.json. Errors name the file or key and the
+    expectation: feature names, readable data files, declared image sizes, finite state/action, episodes 0..N-1."""
     root = Path(root)
     info_path = root / "meta" / "info.json"
     if not info_path.exists():
@@ -40,22 +43,76 @@ def validate_dataset(root: str | Path, embodiment: str = "robocasa_panda_omron",
     try:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{root}: meta/info.json is not valid JSON ({e})") from None
+        raise ValueError(f"{info_path}: not valid JSON ({e})") from None
     if info.get("codebase_version") != "v3.0":
-        raise ValueError(f"{root}: codebase_version is {info.get('codebase_version')!r}, expected 'v3.0'")
+        raise ValueError(f"{info_path}: codebase_version is {info.get('codebase_version')!r}, expected 'v3.0'")
     validate_info(info, DatasetSpec(embodiment=embodiment, fps=fps), where=str(root))
+    column_orders(info, embodiment, where=str(info_path))  # names must map onto the layout
     if info.get("total_episodes", 0) == 0:
         raise ValueError(f"{root}: dataset has no episodes")
-    cols = read_numeric_columns(root)
+    episodes_by_file = {}
+    for path in data_files(root):
+        table = read_parquet(path, [STATE_KEY, ACTION_KEY, "episode_index", "frame_index"])
+        _check_finite(path, numeric_table_columns(table))
+        _check_image_size(path, info)
+        episodes_by_file[path] = np.unique(np.asarray(table.column("episode_index")))
+    _check_episode_indices(episodes_by_file, info, root / "data")
+    meta_files = sorted((root / "meta" / "episodes").glob("*/*.parquet"))
+    _check_episode_indices({p: np.asarray(read_parquet(p, ["episode_index"]).column("episode_index"))
+                            for p in meta_files}, info, root / "meta" / "episodes")
+    return info
+
+
+def _check_finite(path: Path, cols: dict) -> None:
     for key in (STATE_KEY, ACTION_KEY):
         bad = ~np.isfinite(cols[key])
         if bad.any():
             row = int(np.argwhere(bad.any(1))[0, 0])
             raise ValueError(
-                f"{root}: key {key!r} has NaN/inf (first at episode {int(cols['episode_index'][row])}, "
+                f"{path}: key {key!r} has NaN/inf (first at episode {int(cols['episode_index'][row])}, "
                 f"frame {int(cols['frame_index'][row])}); expected finite float32"
             )
-    return info
+
+
+def _check_image_size(path: Path, info: dict) -> None:
+    """The first stored image of each camera in a data file has the size info.json declares (PNG header only)."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    keys = [k for k in IMAGE_KEYS if info["features"][k]["dtype"] == "image"]
+    if not keys:
+        return
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=1, columns=keys), None)
+    if first is None:
+        return
+    for key in keys:
+        cell = first.column(key)[0].as_py()
+        data = cell.get("bytes") if isinstance(cell, dict) else None
+        if not data:
+            continue  # stored as a path to a file; lerobot checks those when it reads them
+        try:
+            width, height = Image.open(io.BytesIO(data)).size
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for a bad image
+            raise ValueError(f"{path}: {key!r} holds an unreadable image ({type(err).__name__})") from None
+        want = image_shape(info["features"][key])[:2]
+        if (height, width) != tuple(want):
+            raise ValueError(f"{path}: {key!r} images are {height}x{width}, but meta/info.json declares "
+                             f"{want[0]}x{want[1]}; rewrite the dataset with one image size")
+
+
+def _check_episode_indices(indices_by_file: dict, info: dict, where: Path) -> None:
+    """Episodes are numbered 0..total_episodes-1 without a gap (lerobot indexes them by position)."""
+    total = int(info["total_episodes"])
+    expected = 0
+    for path in sorted(indices_by_file, key=lambda p: int(np.min(indices_by_file[p], initial=1 << 62))):
+        for index in np.unique(indices_by_file[path]).tolist():
+            if index != expected:
+                missing = f"episode {expected} missing" if index > expected else f"episode {index} repeated"
+                raise ValueError(f"{path}: episode_index jumps to {index} ({missing}); expected episodes "
+                                 f"0..{total - 1} without gaps as meta/info.json declares {total}")
+            expected += 1
+    if expected != total:
+        raise ValueError(f"{where}: holds {expected} episodes, but meta/info.json declares {total}")
 
 
 def select_episodes(root: str | Path, info: dict, tasks=None, per_task: int = 0) -> list[int] | None:
@@ -90,13 +147,16 @@ def episode_seeds(root: str | Path, episodes: list[int] | None) -> dict[str, lis
 
 def open_dataset(root: str | Path, *, embodiment: str = "robocasa_panda_omron", tasks=None, episodes_per_task: int = 0,
                  delta_timestamps: dict | None = None, repo_id: str = DEFAULT_REPO_ID):
-    """Validate a local dataset and return lerobot's LeRobotDataset (optionally only some tasks / episodes)."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    """Validate a local dataset and return it as lerobot's LeRobotDataset (optionally only some tasks / episodes),
+    with state and action in the embodiment's order whatever order their feature names are stored in."""
+    from vla.data.lerobot_view import ByNameDataset
 
     root = Path(root)
     info = validate_dataset(root, embodiment)
     episodes = select_episodes(root, info, tasks, episodes_per_task)
-    return LeRobotDataset(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps)
+    dataset = ByNameDataset(repo_id, root=root, episodes=episodes, delta_timestamps=delta_timestamps)
+    dataset.column_orders = dataset_column_orders(root, embodiment)
+    return dataset
 
 
 @dataclass(frozen=True)

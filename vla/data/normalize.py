@@ -186,7 +186,11 @@ class Normalizer:
 
     @classmethod
     def from_dataset(cls, root: str | Path, embodiment: str = "robocasa_panda_omron") -> "Normalizer":
-        """Normalizer fitted to a dataset's meta/norm_stats.json (computed if absent)."""
+        """Normalizer fitted to a dataset's state and action (read by feature name; nothing is written there)."""
+        from vla.data.names import dataset_column_orders
         from vla.data.stats import load_norm_stats
 
-        return cls(embodiment, load_norm_stats(Path(root)))
+        root = Path(root)
+        info = json.loads((root / "meta" / "info.json").read_text())
+        orders = dataset_column_orders(root, embodiment)
+        return cls(embodiment, load_norm_stats(root, info.get("total_frames"), orders))

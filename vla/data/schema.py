@@ -45,8 +45,7 @@ class DatasetSpec:
 
 def dim_names(robot: Embodiment, which: str) -> list[str]:
     """Per-dimension names ('eef_delta_pos.0', ...) from the embodiment layout."""
-    layout = robot.state_layout if which == "state" else robot.action_layout
-    return [f"{part.name}.{i}" for part in layout for i in range(part.width)]
+    return robot.dim_names(which)
 
 
 def lerobot_features(spec: DatasetSpec) -> dict:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vla.data.schema import NORM_STATS_PATH
@@ -35,26 +36,51 @@ def compute_stats(values: np.ndarray) -> dict[str, list[float]]:
     return stats
 
 
-def read_numeric_columns(root: Path, keys=NUMERIC_KEYS) -> dict[str, np.ndarray]:
-    """State/action/episode_index columns of every data file, without touching the image columns."""
+def data_files(root: Path) -> list[Path]:
+    """The dataset's data/*/*.parquet files in order; a one-line error when there are none."""
     paths = sorted((Path(root) / "data").glob("*/*.parquet"))
     if not paths:
         raise ValueError(f"{root}: no data files under data/; is this a LeRobot v3.0 dataset?")
-    cols = list(keys) + ["episode_index", "frame_index"]
-    parts = [pq.read_table(p, columns=cols) for p in paths]
+    return paths
+
+
+def read_parquet(path: Path, columns=None) -> pa.Table:
+    """A parquet table; a file cut short or not parquet is a one-line ValueError naming it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: unreadable parquet file, cut short or corrupt ({first}); "
+                         "restore it from a good copy or rewrite the dataset") from None
+
+
+def numeric_table_columns(table: pa.Table, keys=NUMERIC_KEYS, orders: dict | None = None) -> dict[str, np.ndarray]:
+    """Vector columns of one table as (N, D) float32 (in the embodiment's order when `orders` maps them),
+    index columns as 1-D arrays."""
     out = {}
-    for key in cols:
-        chunks = [t.column(key).combine_chunks() for t in parts]
+    for key in table.column_names:
+        column = table.column(key).combine_chunks()
         if key in keys:
-            out[key] = np.concatenate([np.asarray(c.flatten(), dtype=np.float32).reshape(len(c), -1) for c in chunks])
+            values = np.asarray(column.flatten(), dtype=np.float32).reshape(len(column), -1)
+            out[key] = orders[key].apply(values) if orders and key in orders else values
         else:
-            out[key] = np.concatenate([np.asarray(c) for c in chunks])
+            out[key] = np.asarray(column)
     return out
 
 
-def dataset_stats(root: Path) -> dict:
+def read_numeric_columns(root: Path, keys=NUMERIC_KEYS, orders: dict | None = None) -> dict[str, np.ndarray]:
+    """State/action/episode_index columns of every data file, without touching the image columns.
+
+    `orders` ({key: ColumnOrder}, vla.data.names) puts state and action into the embodiment's order.
+    """
+    cols = list(keys) + ["episode_index", "frame_index"]
+    parts = [numeric_table_columns(read_parquet(p, cols), keys, orders) for p in data_files(root)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in cols}
+
+
+def dataset_stats(root: Path, orders: dict | None = None) -> dict:
     """Statistics of state and action over every frame of the dataset on disk."""
-    cols = read_numeric_columns(root)
+    cols = read_numeric_columns(root, orders=orders)
     return {key: compute_stats(cols[key]) for key in NUMERIC_KEYS}
 
 
@@ -63,19 +89,22 @@ def write_norm_stats(root: Path, stats: dict) -> None:
     atomic_write_json(Path(root) / NORM_STATS_PATH, stats)
 
 
-def load_norm_stats(root: Path, expected_frames: int | None = None) -> dict:
-    """Read meta/norm_stats.json, recomputing it when missing or stale (frame count differs)."""
+def load_norm_stats(root: Path, expected_frames: int | None = None, orders: dict | None = None) -> dict:
+    """Statistics of a dataset without writing into it: its meta/norm_stats.json when that is ours and current,
+    else computed in memory (inputs stay read-only; the run keeps what it used in each checkpoint).
+
+    The file is trusted only when the columns are stored in the embodiment's order, since it was computed by
+    position; `expected_frames` rejects a stale one.
+    """
     path = Path(root) / NORM_STATS_PATH
+    in_our_order = not orders or all(o.index is None for o in orders.values())
     stats = None
-    if path.exists():
+    if path.exists() and in_our_order:
         try:
             stats = json.loads(path.read_text())
         except json.JSONDecodeError:
             stats = None
-    fresh = stats is not None and all(k in stats for k in NUMERIC_KEYS)
+    fresh = isinstance(stats, dict) and all(k in stats for k in NUMERIC_KEYS)
     if fresh and expected_frames is not None:
         fresh = all(stats[k].get("count") == expected_frames for k in NUMERIC_KEYS)
-    if not fresh:
-        stats = dataset_stats(root)
-        write_norm_stats(root, stats)
-    return stats
+    return stats if fresh else dataset_stats(root, orders)

@@ -58,6 +58,98 @@ def _qwen3_vl_config_error(config_path: Path) -> str | None:
     return f"{config_path} is a {model_type or 'model of unknown type'!r} config, not Qwen3-VL (model_type qwen3_vl)"
 
 
+# What a Qwen3-VL directory needs beside config.json, as alternatives: any one complete set is enough.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+TINY_MANIFEST = "tiny_backbone.json"  # vla/tiny_qwen.py's compact tiny directories (tokenizer from a package)
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file cannot be read whole (from its header and size; no tensor is loaded), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if length <= 0 or length > 100_000_000:
+                return f"{path.name} has no safetensors header (empty, cut short or another format)"
+            header = json.loads(f.read(length))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{path.name} has an unreadable safetensors header ({type(err).__name__})"
+    size = path.stat().st_size
+    if size < 8 + length + end:
+        return f"{path.name} is truncated ({size} of {8 + length + end} bytes)"
+    return None
+
+
+def _weights_problem(folder: Path) -> str | None:
+    """Why `folder` has no complete set of weights, else None."""
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if name.endswith(".index.json"):
+            try:
+                shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+            except (OSError, ValueError, KeyError, AttributeError) as err:
+                return f"{name} is unreadable ({type(err).__name__}); re-download it"
+            missing = [s for s in shards if not (folder / s).is_file()]
+            if missing:
+                return f"missing weight shard(s) {', '.join(missing)} listed in {name}"
+            checked = [folder / s for s in shards if s.endswith(".safetensors")]
+        else:
+            checked = [path] if name.endswith(".safetensors") else []
+        for shard in checked:
+            problem = safetensors_problem(shard)
+            if problem:
+                return problem
+        return None
+    return f"no weights ({', '.join(WEIGHT_FILES)})"
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if any((folder / name).is_file() for name in CHAT_TEMPLATE_FILES):
+        return True
+    for name in ("tokenizer_config.json", "processor_config.json"):
+        try:
+            if "chat_template" in json.loads((folder / name).read_text()):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def backbone_dir_problems(folder: Path) -> list[str]:
+    """What a local Qwen3-VL directory lacks to load (weights, tokenizer, processor, chat template); [] when whole."""
+    folder = Path(folder)
+    if (folder / TINY_MANIFEST).is_file():
+        problem = _weights_problem(folder) if (folder / "model.safetensors").is_file() else "no model.safetensors"
+        return [problem] if problem else []
+    problems = []
+    weights = _weights_problem(folder)
+    if weights:
+        problems.append(weights)
+    if not any(all((folder / name).is_file() for name in names) for names in TOKENIZER_FILES):
+        problems.append("no tokenizer (tokenizer.json, or vocab.json + merges.txt)")
+    if not any((folder / name).is_file() for name in PROCESSOR_FILES):
+        problems.append(f"no image processor config ({' or '.join(PROCESSOR_FILES)})")
+    if not _has_chat_template(folder):
+        problems.append(f"no chat template ({' or '.join(CHAT_TEMPLATE_FILES)}, or in tokenizer_config.json)")
+    return problems
+
+
+def check_backbone_dir(name: str, folder: Path) -> None:
+    """One BackboneError line naming everything a local backbone directory lacks, and how to get it."""
+    problems = backbone_dir_problems(folder)
+    if problems:
+        raise BackboneError(
+            f"backbone {name!r} ({folder}) is incomplete: {'; '.join(problems)}; copy the missing files from the "
+            f"model's hub repository (e.g. `hf download Qwen/Qwen3-VL-2B-Instruct --local-dir {folder}`)"
+        )
+
+
 def resolve_backbone(name_or_path: str) -> BackboneRef:
     """A preset name, local Qwen3-VL directory or hub id -> BackboneRef; fails with one line when it cannot load."""
     name = str(name_or_path)
@@ -75,6 +167,7 @@ def resolve_backbone(name_or_path: str) -> BackboneRef:
         problem = _qwen3_vl_config_error(path / "config.json")
         if problem:
             raise BackboneError(f"backbone {name!r} is not a Qwen3-VL checkpoint: {problem}")
+        check_backbone_dir(name, path)
         return BackboneRef(name, str(path.resolve()))
     # A hub id: usable if its config is cached locally, or the hub may be reached.
     from huggingface_hub import try_to_load_from_cache

@@ -124,9 +124,55 @@ def test_backbone_presets_and_bad_paths(tmp_path, monkeypatch):
         resolve_backbone(str(tmp_path / "llama"))
     with pytest.raises(BackboneError, match="has no config.json"):
         resolve_backbone(str(tmp_path))
-    (tmp_path / "qwen").mkdir()
-    (tmp_path / "qwen" / "config.json").write_text(json.dumps({"model_type": "qwen3_vl"}))
-    assert resolve_backbone(str(tmp_path / "qwen")).is_local
+    assert resolve_backbone(str(fake_qwen_dir(tmp_path / "qwen"))).is_local
+
+
+def fake_qwen_dir(folder, layers=28, weights=("model.safetensors",)):
+    """A Qwen3-VL directory with every file a load needs (weights are a few bytes: only the layout matters)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(
+        {"model_type": "qwen3_vl", "text_config": {"hidden_size": 2048, "num_hidden_layers": layers}}))
+    for name in weights:
+        save_file({"w": torch.zeros(2)}, str(folder / name))
+    if len(weights) > 1:
+        index = {"metadata": {}, "weight_map": {f"w{i}": name for i, name in enumerate(weights)}}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "chat_template.json"):
+        (folder / name).write_text("{}")
+    return folder
+
+
+def test_incomplete_backbone_dirs_name_every_missing_file_in_one_line(tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text(json.dumps({"model_type": "qwen3_vl"}))
+    with pytest.raises(BackboneError) as err:
+        resolve_backbone(str(bare))
+    line = str(err.value)
+    assert "\n" not in line and "is incomplete" in line and "hf download" in line
+    for what in ("no weights (model.safetensors", "no tokenizer (tokenizer.json", "no image processor config",
+                 "no chat template"):
+        assert what in line, what
+
+    shards = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+    assert resolve_backbone(str(fake_qwen_dir(tmp_path / "sharded", weights=shards))).is_local
+    (tmp_path / "sharded" / shards[1]).unlink()
+    with pytest.raises(BackboneError, match="missing weight shard.*model-00002-of-00002.safetensors"):
+        resolve_backbone(str(tmp_path / "sharded"))
+
+    cut = fake_qwen_dir(tmp_path / "cut")
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[:-3])
+    with pytest.raises(BackboneError, match=r"model.safetensors is truncated"):
+        resolve_backbone(str(cut))
+
+    no_tokenizer = fake_qwen_dir(tmp_path / "no-tok", weights=("pytorch_model.bin",))
+    (no_tokenizer / "tokenizer.json").unlink()
+    with pytest.raises(BackboneError) as err:
+        resolve_backbone(str(no_tokenizer))
+    assert "no tokenizer" in str(err.value) and "weights" not in str(err.value).split("incomplete:")[1]
 
 
 def test_uncached_hub_backbone_offline_is_one_line(monkeypatch):

@@ -174,3 +174,18 @@ def test_a_frozen_random_backbone_is_warned_about_in_one_line(dataset, tmp_path)
     assert warning is not None and "\n" not in warning and "tiny-grounded" in warning
     tuned = plan_run(*parse_args(args(dataset, tmp_path, "--model.backbone.tune-visual", "true")))
     assert learning_warning(tuned) is None
+
+
+def test_backbone_files_and_depth_are_checked_before_anything_runs(dataset, tmp_path, capsys):
+    from test_checkpoint_format import fake_qwen_dir
+
+    out = tmp_path / "runs"
+    qwen = fake_qwen_dir(tmp_path / "qwen", layers=28)
+    err = one_line_error(args(dataset, out, "--backbone", qwen, "--model.backbone.select-layer", 40), capsys)
+    assert "--model.backbone.select-layer 40 exceeds" in err and "28 LLM layers; choose 1..28" in err
+    (qwen / "tokenizer.json").unlink()
+    assert "no tokenizer (tokenizer.json" in one_line_error(args(dataset, out, "--backbone", qwen), capsys)
+    (qwen / "model.safetensors").unlink()
+    err = one_line_error(args(dataset, out, "--backbone", qwen), capsys)
+    assert "no weights (model.safetensors" in err and "no tokenizer" in err and "hf download" in err
+    assert not out.exists()

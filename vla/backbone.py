@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from checkpoints.backbones import check_backbone_dir
 from vla.config import BackboneConfig
 from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir
 from vla.tokenizer import build_processor, load_qwen_tokenizer
@@ -46,6 +47,7 @@ def _check_qwen3vl_path(name_or_path: str) -> None:
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type != "qwen3_vl":
         raise ValueError(f"backbone {name_or_path!r} has model_type {model_type!r}, expected 'qwen3_vl'")
+    check_backbone_dir(name_or_path, path)  # weights, tokenizer and processor files, before transformers reads any
 
 
 class QwenVLBackbone(nn.Module):

@@ -57,9 +57,13 @@ def backbone_dims(ref: BackboneRef) -> tuple[int, int]:
             path = Path(hf_hub_download(ref.source, "config.json"))
         except Exception as err:  # offline, missing repo, no auth: all mean "cannot use this backbone"
             raise TrainSetupError(f"backbone {ref.name!r}: cannot read its config.json ({type(err).__name__}: {err})") from None
-    config = json.loads(path.read_text())
-    text = config.get("text_config", config)
-    return int(text["hidden_size"]), int(text["num_hidden_layers"])
+    try:
+        config = json.loads(path.read_text())
+        text = config.get("text_config", config)
+        return int(text["hidden_size"]), int(text["num_hidden_layers"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise TrainSetupError(f"backbone {ref.name!r}: {path} lacks a readable text_config.hidden_size / "
+                              f"num_hidden_layers ({type(err).__name__}: {err})") from None
 
 
 def compose_model_config(preset: str, backbone: BackboneRef, overrides: VLAConfig | None = None) -> VLAConfig:
@@ -69,7 +73,12 @@ def compose_model_config(preset: str, backbone: BackboneRef, overrides: VLAConfi
     except ValueError as err:
         raise TrainSetupError(str(err)) from None
     hidden, layers = backbone_dims(backbone)
-    select = min(config.backbone.select_layer, layers)
+    asked = config.backbone.select_layer
+    # A preset's own depth is fitted to a shallower backbone; a depth the user asked for is never changed.
+    if asked > layers and overrides is not None and asked != get_preset(preset).backbone.select_layer:
+        raise TrainSetupError(f"--model.backbone.select-layer {asked} exceeds backbone {backbone.name!r}'s "
+                              f"{layers} LLM layers; choose 1..{layers}")
+    select = min(asked, layers)
     head = config.head
     if head.backbone_dim != hidden:
         # A preset's head was sized for its own backbone; keep its head count and re-split the width.
@@ -106,6 +115,7 @@ def collect_default_demos(cfg: TrainConfig, root: Path) -> None:
 def check_dataset(cfg: TrainConfig) -> Path:
     """The dataset root, collected first when it is the missing default; validated against the contract."""
     from vla.data.dataset import validate_dataset
+    from vla.data.names import dataset_column_orders, reorder_note
 
     root = Path(cfg.data.root)
     is_default = cfg.data.root == DEFAULT_DATASET
@@ -121,6 +131,9 @@ def check_dataset(cfg: TrainConfig) -> Path:
         validate_dataset(root, cfg.data.embodiment)
     except (ValueError, KeyError) as err:
         raise TrainSetupError(f"dataset: {err}".replace("\n", " ")) from None
+    note = reorder_note(dataset_column_orders(root, cfg.data.embodiment), cfg.data.embodiment, str(root))
+    if note:
+        print(note, flush=True)
     return root
 
 

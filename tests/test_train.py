@@ -189,3 +189,40 @@ def test_backbone_files_and_depth_are_checked_before_anything_runs(dataset, tmp_
     err = one_line_error(args(dataset, out, "--backbone", qwen), capsys)
     assert "no weights (model.safetensors" in err and "no tokenizer" in err and "hf download" in err
     assert not out.exists()
+
+
+def tree_digest(root: Path) -> dict:
+    """{relative path: sha256} of every file under root (a new, changed or removed file changes it)."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_training_leaves_a_read_only_dataset_untouched(dataset, tmp_path, capsys):
+    import shutil
+    import stat
+
+    from test_data_names import GR00T_ACTION, store_action_as
+
+    # A dataset made by another tool: GR00T's action order, no statistics file of ours, read-only.
+    root = Path(shutil.copytree(dataset, tmp_path / "groot-order"))
+    store_action_as(root, GR00T_ACTION)
+    (root / "meta" / "norm_stats.json").unlink()
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = tree_digest(root)
+    try:
+        capsys.readouterr()
+        assert main(args(root, tmp_path / "runs", "--steps", 2, "--save-every", 2,
+                         "--cache-dir", tmp_path / "cache")) == 0
+        printed = capsys.readouterr().out.splitlines()
+    finally:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    assert tree_digest(root) == before  # nothing written, changed or removed (root ignores chmod: hashes decide)
+    assert sum("reordered by name" in line for line in printed) == 1
+    checkpoint = find_latest(tmp_path / "runs")
+    saved = json.loads((checkpoint / "normalizer.json").read_text())["stats"]["action"]
+    original = json.loads((dataset / "meta" / "norm_stats.json").read_text())["action"]
+    np.testing.assert_allclose(saved["max"], original["max"], rtol=1e-6)  # statistics in our order, beside the run

@@ -144,9 +144,10 @@ def check_backbone_dir(name: str, folder: Path) -> None:
     """One BackboneError line naming everything a local backbone directory lacks, and how to get it."""
     problems = backbone_dir_problems(folder)
     if problems:
+        where = f"backbone {name!r}" if Path(name) == Path(folder) else f"backbone {name!r} ({folder})"
         raise BackboneError(
-            f"backbone {name!r} ({folder}) is incomplete: {'; '.join(problems)}; copy the missing files from the "
-            f"model's hub repository (e.g. `hf download Qwen/Qwen3-VL-2B-Instruct --local-dir {folder}`)"
+            f"{where} is incomplete: {'; '.join(problems)}; copy the missing files from the model's hub repository "
+            f"(e.g. hf download Qwen/Qwen3-VL-2B-Instruct --local-dir {folder})"
         )
 
 

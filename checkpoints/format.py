@@ -21,6 +21,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from checkpoints.backbones import safetensors_problem
+
 FORMAT = "xvr-vla-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -205,13 +207,18 @@ def validate_checkpoint(path: str | Path, *, need_training_state: bool = False) 
         raise CheckpointError(f"checkpoint {path}: config.json is not an {FORMAT} config (format={config.get('format')!r})")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {path} has format version {config['format_version']}; this code reads up to {FORMAT_VERSION}"
+            f"checkpoint {path}: {CONFIG_FILE} has format version {config['format_version']}, newer than this code "
+            f"reads (up to {FORMAT_VERSION}); update xvr-vla to load it"
         )
+    problem = safetensors_problem(path / WEIGHTS_FILE)
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: {problem}; copy it again or use another checkpoint")
     try:
         with safe_open(str(path / WEIGHTS_FILE), framework="pt") as f:
             f.keys()
     except Exception as err:  # safetensors raises its own error types for truncated files
-        raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} is unreadable ({err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} is unreadable ({first})") from None
     if need_training_state and not (path / TRAINING_STATE_DIR / "state.json").is_file():
         raise CheckpointError(f"checkpoint {path} has no {TRAINING_STATE_DIR}/ (saved without training state?)")
     return config

@@ -59,7 +59,7 @@ def test_truncated_weights_are_detected(tmp_path):
     path = save_checkpoint(tmp_path / "run" / step_dir_name(1), contents())
     data = (path / "model.safetensors").read_bytes()
     (path / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="model.safetensors is unreadable"):
+    with pytest.raises(CheckpointError, match="model.safetensors (is truncated|has (an unreadable|no) safetensors header)"):
         validate_checkpoint(path)
 
 

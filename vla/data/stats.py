@@ -49,8 +49,9 @@ def read_parquet(path: Path, columns=None) -> pa.Table:
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: unreadable parquet file, cut short or corrupt ({first}); "
+        text = str(err).strip()
+        reason = "no parquet footer" if "magic bytes" in text else (text.splitlines() or [type(err).__name__])[0][:120]
+        raise ValueError(f"{path}: unreadable parquet file, cut short or corrupt ({reason}); "
                          "restore it from a good copy or rewrite the dataset") from None
 
 

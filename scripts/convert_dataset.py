@@ -2,6 +2,10 @@
 
     python scripts/convert_dataset.py --from robocasa-hdf5 demo.hdf5 --out data/robocasa
     python scripts/convert_dataset.py --from groot-lerobot single_panda_gripper.TurnOffMicrowave --out data/groot
+
+groot-lerobot reads GR00T's v2.x folders (meta/modality.json, episodes.jsonl) and LeRobot v3.0 datasets; state and
+action are mapped by name (GR00T's RoboCasa order is known), cameras by key name. A LeRobot v3.0 dataset with our
+camera keys also trains directly (train_vla.py --dataset DIR) and is read by feature name the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ FORMATS = ("robocasa-hdf5", "groot-lerobot")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="fmt", required=True, help=f"source format: {', '.join(FORMATS)}")
-    parser.add_argument("src", help="HDF5 file or GR00T LeRobot folder")
+    parser.add_argument("src", help="HDF5 file, GR00T LeRobot folder (v2.x) or LeRobot v3.0 dataset")
     parser.add_argument("--out", required=True, help="output dataset folder (rerun to resume)")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--task", default=None, help="task name to record (default: from the source)")

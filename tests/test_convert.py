@@ -153,3 +153,106 @@ def test_groot_missing_modality_key_is_named(tmp_path):
     (src / "meta/modality.json").write_text(json.dumps(modality))
     with pytest.raises(ValueError, match="missing 'gripper_close'"):
         convert_groot_lerobot(src, tmp_path / "out", image_size=32)
+
+
+def write_groot_v3(root):
+    """A LeRobot v3.0 dataset as GR00T's RoboCasa copies hold it: robosuite camera keys, the action in GR00T's order
+    under GR00T's names, gripper and control mode stored as 0/1, none of our own meta files."""
+    from test_data_names import GR00T_ACTION, store_action_as
+    from vla.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(root, num_episodes=2, length=6, image_size=16)
+    store_action_as(root, GR00T_ACTION)
+    cameras = {"observation.images.left": "observation.images.robot0_agentview_left",
+               "observation.images.right": "observation.images.robot0_agentview_right",
+               "observation.images.wrist": "observation.images.robot0_eye_in_hand"}
+    for path in sorted((root / "data").glob("*/*.parquet")):
+        frame = pq.read_table(path).to_pandas().rename(columns=cameras)
+        binary = [GR00T_ACTION.index("control_mode"), GR00T_ACTION.index("gripper_close")]
+        frame["action"] = [np.where(np.isin(np.arange(12), binary), (a > 0).astype(np.float32), a)
+                           .astype(np.float32) for a in frame["action"]]
+        frame.to_parquet(path)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"] = {cameras.get(k, k): v for k, v in info["features"].items()}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    (root / "meta/vla.json").unlink()
+    (root / "meta/norm_stats.json").unlink()
+    return root
+
+
+def test_groot_lerobot_v3_converts_by_feature_names(tmp_path):
+    from vla.data.synthetic import synthetic_episode
+
+    src = write_groot_v3(tmp_path / "single_panda_gripper.TurnOffMicrowave")
+    out = tmp_path / "out"
+    assert convert_groot_lerobot(src, out, image_size=16) == 2
+    assert convert_groot_lerobot(src, out, image_size=16) == 2  # rerun skips converted episodes
+    ds = open_dataset(out, tasks="TurnOffMicrowave")
+    original = synthetic_episode(7, seed=1, image_size=16)
+    item = ds[6 + 4]  # frame 4 of episode 1
+    np.testing.assert_array_equal(item["action"].numpy(), original.action[4])  # our slots, -1/+1 binaries
+    np.testing.assert_array_equal(item["observation.state"].numpy(), original.state[4])
+    wrist = (item["observation.images.wrist"] * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(wrist, original.images["observation.images.wrist"][4])  # right camera, lossless
+    assert item["task"] == original.instruction
+    assert [e["source_episode"] for e in read_sidecar(out)["episodes"].values()] == [0, 1]
+
+
+def test_groot_lerobot_v3_with_unknown_names_is_refused(tmp_path):
+    src = write_groot_v3(tmp_path / "single_panda_gripper.X")
+    info = json.loads((src / "meta/info.json").read_text())
+    info["features"]["action"]["names"][0] = "base_motion_up"
+    (src / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"unknown \[base_motion_up\].*expected \[eef_delta_pos.0"):
+        convert_groot_lerobot(src, tmp_path / "out", image_size=16)
+    assert not (tmp_path / "out").exists()
+
+
+def as_video_dataset(root, side=16):
+    """Turn the image columns of a v3.0 dataset into one MP4 per camera holding every episode, as LeRobot v3.0 does."""
+    import av
+
+    info = json.loads((root / "meta/info.json").read_text())
+    info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    keys = [k for k, ft in info["features"].items() if ft["dtype"] == "image"]
+    for path in sorted((root / "data").glob("*/*.parquet")):
+        pq.write_table(pq.read_table(path).drop_columns(keys), path)
+    total = info["total_frames"]
+    for c, key in enumerate(keys):
+        info["features"][key]["dtype"] = "video"
+        path = root / f"videos/{key}/chunk-000/file-000.mp4"
+        path.parent.mkdir(parents=True)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("mpeg4", rate=20)
+            stream.width = stream.height = side
+            stream.pix_fmt = "yuv420p"
+            for n in range(total):  # flat colours: the camera and the frame are readable after coding
+                img = np.full((side, side, 3), 40 * (c + 1) + 3 * n, np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    (root / "meta/info.json").write_text(json.dumps(info))
+    start = 0
+    for path in sorted((root / "meta/episodes").glob("*/*.parquet")):
+        frame = pq.read_table(path).to_pandas()
+        length = int(frame.at[0, "length"])
+        for key in keys:
+            frame[f"videos/{key}/chunk_index"] = 0
+            frame[f"videos/{key}/file_index"] = 0
+            frame[f"videos/{key}/from_timestamp"] = start / 20
+            frame[f"videos/{key}/to_timestamp"] = (start + length) / 20
+        frame.to_parquet(path)
+        start += length
+    return root
+
+
+def test_groot_lerobot_v3_with_videos_converts(tmp_path):
+    src = as_video_dataset(write_groot_v3(tmp_path / "single_panda_gripper.TurnOffMicrowave"))
+    out = tmp_path / "out"
+    assert convert_groot_lerobot(src, out, image_size=16) == 2
+    ds = open_dataset(out)
+    item = ds[6 + 2]  # frame 2 of episode 1: frame 8 of each camera's video
+    for c, key in enumerate(("left", "right", "wrist")):
+        pixel = float(item[f"observation.images.{key}"].mean()) * 255
+        assert abs(pixel - (40 * (c + 1) + 3 * 8)) < 4, (key, pixel)

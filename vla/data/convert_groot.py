@@ -62,16 +62,35 @@ def _to_pm1(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _camera_keys(video_modality: dict) -> list[str]:
-    """GR00T's original video keys in our camera order (left, right, wrist)."""
-    originals = {name: spec.get("original_key", f"observation.images.{name}") for name, spec in video_modality.items()}
-    chosen = []
+def match_cameras(keys, where: str) -> list[str]:
+    """The source's image keys in our camera order (left, right, wrist), by name fragment."""
+    keys, chosen = list(keys), []
     for cam, hints in CAMERA_HINTS.items():
-        match = next((originals[n] for h in hints for n in originals if h in n and originals[n] not in chosen), None)
+        match = next((k for h in hints for k in keys if h in k and k not in chosen), None)
         if match is None:
-            raise ValueError(f"meta/modality.json video: no key for camera {cam!r} (looked for {hints}); have {sorted(originals)}")
+            raise ValueError(f"{where}: no key for camera {cam!r} (looked for {hints}); have {sorted(keys)}")
         chosen.append(match)
     return chosen
+
+
+def _camera_keys(video_modality: dict) -> list[str]:
+    """GR00T's original video keys in our camera order (left, right, wrist)."""
+    originals = [spec.get("original_key", f"observation.images.{name}") for name, spec in video_modality.items()]
+    return match_cameras(originals, "meta/modality.json video")
+
+
+def _task_name(src: Path) -> str:
+    """GR00T names its folders single_panda_gripper.<Task>."""
+    return src.name.split(".", 1)[1] if src.name.startswith("single_panda_gripper.") else src.name
+
+
+def to_pm1(action: np.ndarray, robot) -> np.ndarray:
+    """The binary parts (gripper, base mode) of an (N, 12) action in our -1/+1 convention (GR00T stores 0/1)."""
+    action = action.copy()
+    for part in ("gripper", "base_mode"):
+        sl = robot.action_slice(part)
+        action[:, sl.start:sl.stop] = _to_pm1(action[:, sl.start:sl.stop])
+    return action
 
 
 def decode_video(path: Path) -> np.ndarray:
@@ -86,8 +105,14 @@ def decode_video(path: Path) -> np.ndarray:
 
 def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = 256, task: str | None = None,
                           max_episodes: int | None = None, progress=None) -> int:
-    """Convert a GR00T LeRobot folder into a dataset at `out` (resumable); returns the episode count."""
+    """Convert a GR00T LeRobot folder, v2.x (modality.json, episodes.jsonl) or LeRobot v3.0 (feature names), into a
+    dataset at `out` (resumable); returns the episode count."""
     src = Path(src)
+    if (src / "meta/info.json").is_file() and not (src / "meta/modality.json").exists():
+        from vla.data.convert_lerobot_v3 import convert_lerobot_v3
+
+        return convert_lerobot_v3(src, out, image_size=image_size, task=task or _task_name(src),
+                                  max_episodes=max_episodes, progress=progress)
     for rel in ("meta/info.json", "meta/modality.json", "meta/episodes.jsonl", "meta/tasks.jsonl"):
         if not (src / rel).exists():
             raise ValueError(f"{src}: missing {rel}; expected a GR00T LeRobot folder")
@@ -101,7 +126,7 @@ def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = 25
     tasks = {t["task_index"]: t["task"] for t in _jsonl(src / "meta/tasks.jsonl")}
     episodes = sorted(_jsonl(src / "meta/episodes.jsonl"), key=lambda e: e["episode_index"])[:max_episodes]
     cameras = _camera_keys(modality["video"])
-    task_name = task or (src.name.split(".", 1)[1] if src.name.startswith("single_panda_gripper.") else src.name)
+    task_name = task or _task_name(src)
     chunks = info.get("chunks_size", 1000)
     data_tpl = info.get("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet")
     video_tpl = info.get("video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4")
@@ -122,10 +147,7 @@ def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = 25
             state_raw = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False)).astype(np.float32)
             action_raw = np.stack(table.column("action").to_numpy(zero_copy_only=False)).astype(np.float32)
             state = _remap(state_raw, modality["state"], STATE_FROM, robot.state_layout, "state")
-            action = _remap(action_raw, modality["action"], ACTION_FROM, robot.action_layout, "action")
-            for part in ("gripper", "base_mode"):
-                sl = robot.action_slice(part)
-                action[:, sl.start:sl.stop] = _to_pm1(action[:, sl.start:sl.stop])
+            action = to_pm1(_remap(action_raw, modality["action"], ACTION_FROM, robot.action_layout, "action"), robot)
             if annotation and annotation in table.column_names:
                 instruction = tasks[int(table.column(annotation)[0].as_py())]
             else:

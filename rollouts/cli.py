@@ -15,26 +15,9 @@ USAGE = """usage: python rollout.py --task {TASK|all} [--checkpoint DIR] [--epis
 every option (current value):"""
 
 
-def _join_compare(argv: list[str]) -> list[str]:
-    """`--compare A B` -> `--compare A,B` (the config parser takes one value per flag)."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] == "--compare":
-            values = []
-            i += 1
-            while i < len(argv) and not argv[i].startswith("--"):
-                values.append(argv[i])
-                i += 1
-            out += ["--compare", ",".join(values)]
-            continue
-        out.append(argv[i])
-        i += 1
-    return out
-
-
 def parse_args(argv: list[str]) -> RolloutConfig:
     """Command line -> RolloutConfig (ConfigError on unknown flags or bad values)."""
-    return apply_overrides(RolloutConfig(), parse_overrides(_join_compare(argv)))
+    return apply_overrides(RolloutConfig(), parse_overrides(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

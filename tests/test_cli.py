@@ -37,6 +37,21 @@ def test_unknown_flag_suggests_the_closest():
         apply_overrides(Run(), parse_overrides(["--stesp", "3"]))
 
 
+def test_a_tuple_field_takes_several_values_or_one_comma_separated():
+    spaced = apply_overrides(Run(), parse_overrides(["--cameras", "left", "wrist", "--steps", "5"]))
+    assert spaced == Run(steps=5, cameras=("left", "wrist"))
+    assert apply_overrides(Run(), parse_overrides(["--cameras", "left,wrist"])).cameras == ("left", "wrist")
+    assert apply_overrides(Run(), parse_overrides(["--cameras=left", "wrist"])).cameras == ("left", "wrist")
+    assert apply_overrides(Run(), parse_overrides(["--cameras", "a,b.png", "c"])).cameras == ("a,b.png", "c")
+
+
+def test_several_values_for_a_one_value_field_is_one_line():
+    with pytest.raises(ConfigError, match="^--steps takes one value; got 2: 5 6$"):
+        apply_overrides(Run(), parse_overrides(["--steps", "5", "6"]))
+    with pytest.raises(ConfigError, match="^--resume takes one value; got 2: a b$"):
+        apply_overrides(Run(), parse_overrides(["--resume", "a", "b"]))
+
+
 def test_bad_value_names_the_flag_and_type():
     with pytest.raises(ConfigError, match="--steps expects int; got 'many'"):
         apply_overrides(Run(), parse_overrides(["--steps", "many"]))

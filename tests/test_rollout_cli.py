@@ -11,6 +11,8 @@ def test_flags_and_compare_pair_parse():
     assert (config.task, config.num_envs, config.execute_steps, config.video, config.seeds) == (
         "TurnOffMicrowave", 2, 4, True, 3)
     assert config.compare == ("runs/a", "runs/b")
+    assert parse_args(["--compare", "runs/a,runs/b"]).compare == ("runs/a", "runs/b")
+    assert parse_args(["--compare=runs/a", "runs/b"]).compare == ("runs/a", "runs/b")
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,8 @@ def test_flags_and_compare_pair_parse():
         (["--task", "all", "--episodes", "many"], "--episodes expects int; got 'many'"),
         (["--task", "all", "--num-env", "2"], "unknown option --num_env (did you mean 'num_envs'?)"),
         (["--compare", "a", "--task", "all"], "--compare takes exactly two checkpoints"),
+        (["--compare", "a", "b", "c", "--task", "all"], "--compare takes exactly two checkpoints (A B); got 3"),
+        (["--task", "all", "--episodes", "5", "6"], "--episodes takes one value; got 2: 5 6"),
         (["--task", "all", "--policy", "robot"], "--policy must be one of vla, expert"),
     ],
 )

@@ -1,7 +1,8 @@
 """Command-line overrides for frozen dataclass configs: every field is a flag.
 
 `--steps 100`, `--head.num_layers 4` or `--head.num-layers=4`: nested dataclasses are reached with dots, dashes
-and underscores are interchangeable, and an unknown flag fails with the closest valid name.
+and underscores are interchangeable, and an unknown flag fails with the closest valid name. A tuple or list field
+takes several values (`--cameras left wrist`) or one comma-separated value (`--cameras left,wrist`).
 """
 
 from __future__ import annotations
@@ -33,35 +34,40 @@ def flag_names(cls_or_obj: Any, prefix: str = "") -> dict[str, type]:
     return names
 
 
-def parse_overrides(argv: list[str]) -> dict[str, str]:
-    """`['--a.b', '1', '--c=x', '--flag']` -> {'a.b': '1', 'c': 'x', 'flag': 'true'}."""
-    out: dict[str, str] = {}
+def parse_overrides(argv: list[str]) -> dict[str, str | list[str]]:
+    """`['--a.b', '1', '--c=x', '--flag', '--d', 'p', 'q']` -> {'a.b': '1', 'c': 'x', 'flag': 'true', 'd': ['p', 'q']}.
+
+    A flag followed by several values maps to their list; whether the field takes a list is checked on applying.
+    """
+    out: dict[str, str | list[str]] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--"):
             raise ConfigError(f"unexpected argument {arg!r}; options look like --name value or --name=value")
         key = arg[2:]
+        values = []
+        while i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            values.append(argv[i + 1])
+            i += 1
         if "=" in key:
             key, value = key.split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            value = argv[i + 1]
-            i += 1
-        else:
-            value = "true"
-        out[key.replace("-", "_")] = value
+            values.insert(0, value)
+        out[key.replace("-", "_")] = values[0] if len(values) == 1 else values or "true"
         i += 1
     return out
 
 
-def _convert(name: str, text: str, hint: Any) -> Any:
+def _convert(name: str, text: str | list[str], hint: Any) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if text.lower() in ("none", "null") and type(None) in args:
+        if isinstance(text, str) and text.lower() in ("none", "null") and type(None) in args:
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(text, list) and origin not in (tuple, list):
+        raise ConfigError(f"--{name} takes one value; got {len(text)}: {' '.join(text)}")
     try:
         if hint is bool:
             if text.lower() in ("1", "true", "yes", "on"):
@@ -76,7 +82,10 @@ def _convert(name: str, text: str, hint: Any) -> Any:
                 raise ConfigError(f"--{name} must be one of {', '.join(map(str, args))}; got {text!r}")
             return text
         if origin in (tuple, list):
-            items = json.loads(text) if text.startswith("[") else [t for t in text.split(",") if t]
+            if isinstance(text, list):
+                items = text
+            else:
+                items = json.loads(text) if text.startswith("[") else [t for t in text.split(",") if t]
             item_hint = args[0] if args else str
             items = [_convert(name, str(t), item_hint) for t in items]
             return tuple(items) if origin is tuple else items

@@ -191,6 +191,33 @@ def test_backbone_files_and_depth_are_checked_before_anything_runs(dataset, tmp_
     assert not out.exists()
 
 
+def test_backbone_given_twice_must_agree(tmp_path, capsys):
+    out = tmp_path / "runs"
+    err = one_line_error(args("data", out, "--backbone", "tiny", "--model.backbone.name-or-path", "tiny-grounded"),
+                         capsys)
+    assert err == "error: --backbone tiny and --model.backbone.name-or-path tiny-grounded disagree; give one of them"
+    assert "disagree" in one_line_error(args("data", out, "--data.root", "other"), capsys)
+    # The same backbone by name and by hub id is fine, and the model field alone chooses the backbone.
+    train, _ = parse_args(args("data", out, "--backbone", "qwen3-vl-2b",
+                               "--model.backbone.name-or-path", "Qwen/Qwen3-VL-2B-Instruct"))
+    assert train.backbone == "qwen3-vl-2b"
+    train, model = parse_args(["--preset", "small", "--model.backbone.name-or-path", "tiny"])
+    assert train.backbone == "tiny" and model is None
+    assert not out.exists()
+
+
+def test_a_preset_deeper_than_its_backbone_is_cut_with_a_note(capsys):
+    from checkpoints.backbones import resolve_backbone
+    from vla.train.preflight import compose_model_config
+
+    model = compose_model_config("groot-n1.5", resolve_backbone("tiny"))
+    assert model.backbone.select_layer == 4
+    assert capsys.readouterr().out == (
+        "note: preset 'groot-n1.5' select_layer 12 > the 4 LLM layers of backbone 'tiny'; using 4\n")
+    compose_model_config("small", resolve_backbone("tiny"))
+    assert capsys.readouterr().out == ""  # as deep as the backbone: nothing to say
+
+
 def tree_digest(root: Path) -> dict:
     """{relative path: sha256} of every file under root (a new, changed or removed file changes it)."""
     import hashlib

@@ -8,6 +8,7 @@ same command resumes the run from its newest checkpoint (after a kill, Ctrl-C or
 Common options:
   --dataset DIR          LeRobot v3.0 dataset (default data/demos; collected when missing)
   --backbone NAME|PATH   tiny, qwen3-vl-2b, qwen3-vl-2b-xvr, a local Qwen3-VL directory or a hub id
+                         (--model.backbone.name-or-path is the same choice; giving both, they must agree)
   --preset NAME          model + training preset: tiny, small (default), groot-n1.5
   --steps N  --batch-size N  --output DIR  --run-name NAME
   --resume auto|none|DIR auto (default): continue this run's newest checkpoint; none: refuse if one exists;
@@ -27,12 +28,26 @@ Full size on GPUs (GR00T N1.5 recipe: frozen Qwen3-VL, bf16, TF32, batch 32 per 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from vla.cli import ConfigError, apply_overrides, describe, flag_names, parse_overrides
 from vla.embodiments import did_you_mean
 
-ALIASES = {"dataset": "data.root"}
+# alias -> the field it sets; giving both is fine only when they name the same thing (never a silent winner)
+ALIASES = {"dataset": "data.root", "model.backbone.name_or_path": "backbone"}
 MODEL_PREFIX = "model."
+
+
+def _same_choice(target: str, a: str, b: str) -> bool:
+    """Whether two values of `target` name the same thing: equal, the same directory, or a preset and its source."""
+    if a == b:
+        return True
+    if target == "backbone":
+        from checkpoints.backbones import BACKBONES
+
+        a, b = BACKBONES.get(a, a), BACKBONES.get(b, b)
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return a == b or (pa.exists() and pb.exists() and pa.resolve() == pb.resolve())
 
 
 def usage() -> str:
@@ -52,8 +67,13 @@ def parse_args(argv: list[str]):
 
     overrides = parse_overrides(argv)
     for alias, target in ALIASES.items():
-        if alias in overrides:
-            overrides[target] = overrides.pop(alias)
+        if alias not in overrides:
+            continue
+        value = overrides.pop(alias)
+        if target in overrides and not _same_choice(target, str(overrides[target]), str(value)):
+            raise ConfigError(f"--{target.replace('_', '-')} {overrides[target]} and --{alias.replace('_', '-')} "
+                              f"{value} disagree; give one of them")
+        overrides.setdefault(target, value)
     preset = overrides.pop("preset", "small")
     try:
         train = get_train_preset(preset)

@@ -79,6 +79,9 @@ def compose_model_config(preset: str, backbone: BackboneRef, overrides: VLAConfi
         raise TrainSetupError(f"--model.backbone.select-layer {asked} exceeds backbone {backbone.name!r}'s "
                               f"{layers} LLM layers; choose 1..{layers}")
     select = min(asked, layers)
+    if select != asked:
+        print(f"note: preset {preset!r} select_layer {asked} > the {layers} LLM layers of backbone {backbone.name!r}; "
+              f"using {layers}", flush=True)
     head = config.head
     if head.backbone_dim != hidden:
         # A preset's head was sized for its own backbone; keep its head count and re-split the width.

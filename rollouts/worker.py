@@ -1,4 +1,4 @@
-"""An env worker process: owns one env (per task) and, for expert rollouts, the expert beside it.
+"""An env worker: owns one env (per task) and, for expert rollouts, the expert beside it (a process or a Ray actor).
 
 Protocol over a Pipe, one reply per request:
   ("reset", EpisodeSpec)  -> ("obs", obs | None, env_seconds)
@@ -7,6 +7,8 @@ Protocol over a Pipe, one reply per request:
                              (expert only: the whole episode runs here, no message per step; step_seconds
                              covers every step after the reset, expert included)
   ("close",)              -> process exits
+The Ray backend sends the two halves of "episode" as separate calls: ("begin_episode", EpisodeSpec) -> "started",
+then ("run_episode",) -> "episode".
 Any exception inside the env is replied as ("error", one-line message) so the parent can restart and rerun.
 """
 
@@ -86,15 +88,100 @@ def _task_horizon(env, task: str, override: int) -> int:
     return int(envs.TASKS[task].horizon)
 
 
+class EnvHost:
+    """One worker's envs (one per task, kept across episodes), its expert and the running episode.
+
+    Transport-free: the pipe worker below and the Ray actor (rollouts/ray_pool.py) both serve requests through it.
+    Every method returns exactly one reply tuple of the protocol above; env exceptions come back as ("error", ...).
+    """
+
+    def __init__(self, worker_id: int, spec: WorkerSpec):
+        self.worker_id, self.spec = worker_id, spec
+        self.make_env = load_callable(spec.env_factory)
+        if spec.env_factory == "envs:make":
+            _quiet_robosuite()
+        self.make_expert = load_callable(spec.expert_factory) if spec.expert else None
+        self.fault = _parse_fault(spec.fault)
+        self.envs: dict[str, object] = {}
+        self.episode: _Episode | None = None
+
+    def handle(self, message: tuple) -> tuple:
+        """One request (not "episode", which is two replies: begin_episode then run_episode) -> its reply."""
+        start = time.perf_counter()
+        try:
+            if message[0] == "reset":
+                self._drop_episode()
+                self.episode = _reset(message[1], self.spec, self.envs, self.make_env, self.make_expert, self.worker_id)
+                return ("obs", _outgoing(self.episode.obs, self.spec), time.perf_counter() - start)
+            if message[0] == "step":
+                if self.episode is None:
+                    raise RuntimeError("step before reset")
+                episode = self.episode
+                _maybe_fault(self.fault, episode)
+                done, success = _step(episode, message[1])
+                if done:
+                    self.episode = None
+                return ("step", _outgoing(episode.obs, self.spec), done, success, episode.steps,
+                        time.perf_counter() - start)
+            if message[0] == "begin_episode":
+                return self.begin_episode(message[1])
+            if message[0] == "run_episode":
+                return self.run_episode()
+            raise ValueError(f"unknown request {message[0]!r}")
+        except Exception as exc:  # reported, not raised: the parent decides to restart and rerun
+            return _error_reply(exc)
+
+    def begin_episode(self, spec: EpisodeSpec) -> tuple:
+        """Whole-episode mode, first half: the (possibly slow, scene-building) reset -> ("started", reset_seconds).
+
+        The parent switches from the reset timeout to the episode timeout when this reply arrives.
+        """
+        start = time.perf_counter()
+        try:
+            self._drop_episode()
+            self.episode = _reset(spec, self.spec, self.envs, self.make_env, self.make_expert, self.worker_id)
+            return ("started", time.perf_counter() - start)
+        except Exception as exc:
+            return _error_reply(exc)
+
+    def run_episode(self) -> tuple:
+        """Whole-episode mode, second half: the expert acts until the episode ends -> ("episode", ...)."""
+        start = time.perf_counter()
+        episode, self.episode = self.episode, None
+        try:
+            if episode is None:
+                raise RuntimeError("run_episode before begin_episode")
+            done = success = False
+            while not done:
+                _maybe_fault(self.fault, episode)
+                done, success = _step(episode, None)
+        except Exception as exc:
+            if episode is not None and episode.video is not None:
+                episode.video.discard()  # a half-written video of an episode that will be rerun
+            return _error_reply(exc)
+        return ("episode", success, episode.steps, time.perf_counter() - start)
+
+    def _drop_episode(self) -> None:
+        if self.episode is not None and self.episode.video is not None:
+            self.episode.video.discard()
+        self.episode = None
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            try:
+                env.close()
+            except Exception:
+                pass
+
+
+def _error_reply(exc: Exception) -> tuple:
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return ("error", f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
+
+
 def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
-    """Serve reset/step requests until told to close or the pipe breaks."""
-    make_env = load_callable(spec.env_factory)
-    if spec.env_factory == "envs:make":
-        _quiet_robosuite()
-    make_expert = load_callable(spec.expert_factory) if spec.expert else None
-    fault = _parse_fault(spec.fault)
-    envs: dict[str, object] = {}
-    episode: _Episode | None = None
+    """Serve reset/step/episode requests over the pipe until told to close or the pipe breaks."""
+    host = EnvHost(worker_id, spec)
     while True:
         try:
             message = conn.recv()
@@ -102,36 +189,14 @@ def worker_main(worker_id: int, spec: WorkerSpec, conn) -> None:
             break
         if message[0] == "close":
             break
-        start = time.perf_counter()
-        try:
-            if message[0] == "reset":
-                if episode is not None and episode.video is not None:
-                    episode.video.discard()
-                episode = _reset(message[1], spec, envs, make_env, make_expert, worker_id)
-                conn.send(("obs", _outgoing(episode.obs, spec), time.perf_counter() - start))
-            elif message[0] == "step":
-                if episode is None:
-                    raise RuntimeError("step before reset")
-                _maybe_fault(fault, episode)
-                done, success = _step(episode, message[1])
-                conn.send(("step", _outgoing(episode.obs, spec), done, success, episode.steps, time.perf_counter() - start))
-                if done:
-                    episode = None
-            elif message[0] == "episode":
-                if episode is not None and episode.video is not None:
-                    episode.video.discard()
-                episode = None
-                _run_whole_episode(message[1], spec, envs, make_env, make_expert, worker_id, fault, conn)
-            else:
-                raise ValueError(f"unknown request {message[0]!r}")
-        except Exception as exc:  # reported, not raised: the parent decides to restart and rerun
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            conn.send(("error", f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
-    for env in envs.values():
-        try:
-            env.close()
-        except Exception:
-            pass
+        if message[0] == "episode":  # two replies, so no per-step messages but a fresh timeout after the reset
+            reply = host.begin_episode(message[1])
+            conn.send(reply)
+            if reply[0] == "started":
+                conn.send(host.run_episode())
+        else:
+            conn.send(host.handle(message))
+    host.close()
 
 
 def _maybe_fault(fault: tuple[str, int, int] | None, episode: _Episode) -> None:
@@ -140,29 +205,6 @@ def _maybe_fault(fault: tuple[str, int, int] | None, episode: _Episode) -> None:
         if fault[0] == "crash":
             os._exit(17)
         time.sleep(10**6)
-
-
-def _run_whole_episode(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expert, worker_id: int,
-                       fault, conn) -> None:
-    """Reset, then let the expert act until the episode ends; two messages in all instead of one per step.
-
-    The "started" reply tells the parent the (possibly slow, scene-building) reset is over, so it can switch
-    from the reset timeout to the episode timeout.
-    """
-    start = time.perf_counter()
-    episode = _reset(spec, wspec, envs, make_env, make_expert, worker_id)
-    conn.send(("started", time.perf_counter() - start))
-    start = time.perf_counter()
-    try:
-        done = success = False
-        while not done:
-            _maybe_fault(fault, episode)
-            done, success = _step(episode, None)
-    except BaseException:
-        if episode.video is not None:
-            episode.video.discard()  # a half-written video of an episode that will be rerun
-        raise
-    conn.send(("episode", success, episode.steps, time.perf_counter() - start))
 
 
 def _quiet_robosuite() -> None:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+
+# Headless EGL rendering (Mesa's software renderer without a GPU), as every entry point of the project sets it; it
+# must be chosen before mujoco is first imported. Without it mujoco picks GLFW, which needs a display. A MUJOCO_GL
+# of the user's own wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym
 

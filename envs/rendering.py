@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import weakref
 
 import mujoco
 import numpy as np
@@ -36,6 +38,7 @@ _forked_after_software_gl = False
 def _after_fork_in_child() -> None:
     global _forked_after_software_gl
     _forked_after_software_gl = _software_gl_started
+    _open_renderers.clear()  # the parent's contexts: not this process's to free at its exit
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -51,6 +54,18 @@ def _threaded_software_gl() -> bool:
         return b"llvmpipe" in (GL.glGetString(GL.GL_RENDERER) or b"")
     except Exception:  # no answer: assume the worst, a refusal beats a hang
         return True
+
+
+# Renderers nobody closed are closed at exit, before mujoco's EGL display is terminated: freeing a context after
+# that (or while the interpreter tears modules down) prints EGL/OpenGL tracebacks. atexit runs handlers last-in
+# first-out, so ours is registered after the first context is made, which is when mujoco registers eglTerminate.
+_open_renderers: weakref.WeakSet[FastRenderer] = weakref.WeakSet()
+_closes_at_exit = False
+
+
+def _close_open_renderers() -> None:
+    for renderer in list(_open_renderers):
+        renderer.close()
 
 
 class FastRenderer:
@@ -76,6 +91,7 @@ class FastRenderer:
         self._option = mujoco.MjvOption()
         self._camera_ids = {key: model.camera(name).id for key, name in cameras.items()}
         self._closed = False
+        _close_at_exit(self)
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -90,7 +106,16 @@ class FastRenderer:
         return images
 
     def close(self) -> None:
-        """Free the GL context now (an EGL error fires at interpreter exit otherwise)."""
+        """Free the GL context now (otherwise it is freed at interpreter exit)."""
         if not self._closed:
             self._renderer.close()
             self._closed = True
+            _open_renderers.discard(self)
+
+
+def _close_at_exit(renderer: FastRenderer) -> None:
+    global _closes_at_exit
+    _open_renderers.add(renderer)
+    if not _closes_at_exit:
+        atexit.register(_close_open_renderers)
+        _closes_at_exit = True

@@ -11,6 +11,7 @@ from vla.cli import ConfigError, apply_overrides, describe, parse_overrides
 USAGE = """usage: python rollout.py --task {TASK|all} [--checkpoint DIR] [--episodes 50] [--num-envs N]
                           [--backend builtin|robocasa] [--video] [--seed S] [--seeds K] [--image-size PX]
                           [--policy vla|expert|ws://HOST:PORT] [--execute-steps N] [--execute-mode chunk|ensemble]
+                          [--ray [auto|HOST:PORT|ray://HOST:PORT]]   (Ray actors instead of the built-in pool)
        python rollout.py --compare CKPT_A CKPT_B --task all [--seeds 3 --episodes 50]
 every option (current value):"""
 

@@ -25,6 +25,10 @@ class RolloutConfig:
     seeds: int = 1  # evaluation seeds: base seeds seed, seed+1, ...; each gives its own fixed episode set
     seed: int = 0
     num_envs: int = 1  # env worker processes (lock-step with a VLA; each on its own episodes with the experts)
+    # Run the episodes as Ray work instead of the built-in pool: `--ray` alone starts a local Ray, `--ray auto` or
+    # `--ray ray://HOST:PORT` joins a cluster. Same episodes, JSONL and report; the pool stays the default.
+    ray: str = ""
+    ray_policy_actors: int = 1  # --ray with a policy: actors holding a policy copy (one GPU each when there are GPUs)
     backend: Literal["builtin", "robocasa"] = "builtin"
     image_size: int = 0  # 0: the checkpoint's training image size (256 for the experts)
     horizon: int = 0  # 0: each task's own horizon; > 0 caps episodes (smoke runs, tests)
@@ -46,6 +50,10 @@ class RolloutConfig:
     progress: bool = True
     # Test-only fault injection: "crash:<episode>:<step>" or "hang:<episode>:<step>" fires once (first attempt).
     fault: str = ""
+
+    @property
+    def use_ray(self) -> bool:
+        return self.ray not in ("", "false")
 
     def execution(self) -> ExecutionConfig:
         return ExecutionConfig(mode=self.execute_mode, execute_steps=self.execute_steps, ensemble_coeff=self.ensemble_coeff)
@@ -73,7 +81,7 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
         raise ValueError(f"--policy must be one of vla, expert, ws://HOST:PORT (a policy server); got {config.policy!r}")
     if config.num_envs < 1:
         raise ValueError(f"--num-envs must be >= 1; got {config.num_envs}")
-    if config.num_envs > 4 * cpus:
+    if config.num_envs > 4 * cpus and not config.use_ray:  # a Ray cluster brings its own cores
         raise ValueError(f"--num-envs {config.num_envs} is more than 4x the {cpus} CPU cores; use at most {4 * cpus}")
     total = config.episodes * config.seeds * len(tasks)
     if config.num_envs > total:
@@ -82,6 +90,8 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
         raise ValueError(f"--image-size must be 0 (the checkpoint's) or >= 16; got {config.image_size}")
     if config.horizon < 0:
         raise ValueError(f"--horizon must be >= 0 (0 = the task's own); got {config.horizon}")
+    if config.ray_policy_actors < 1:
+        raise ValueError(f"--ray-policy-actors must be >= 1; got {config.ray_policy_actors}")
     if config.compare and len(config.compare) != 2:
         raise ValueError(f"--compare takes exactly two checkpoints; got {len(config.compare)}")
     if (config.ablate or config.demo_seeds) and config.policy != "vla":

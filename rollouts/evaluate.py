@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,10 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     """Run (or resume) one policy's evaluation; results land in <out_dir>/episodes.jsonl as they finish."""
     tasks = tasks or resolve_tasks(config.task)
     validate(config, tasks)
+    if config.use_ray:
+        from rollouts.ray_pool import import_ray
+
+        import_ray()  # before any policy loading: a missing extra is one line, at once
     if config.backend == "robocasa" and env_factory == "envs:make":
         _check_robocasa()
     if policy_override is not None:
@@ -152,10 +157,10 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
                                   reset_timeout_s=config.reset_timeout_s, episode_timeout_s=config.episode_timeout_s,
                                   max_reruns=config.max_reruns,
                                   video_dir=worker_spec.video_dir)
-        with _progress(len(todo), display, config.progress) as on_record, \
-                WorkerPool(min(config.num_envs, len(todo)), worker_spec) as pool:
+        with _executor(config, policy, min(config.num_envs, len(todo)), worker_spec) as (pool, run_policy), \
+                _progress(len(todo), display, config.progress) as on_record:
             try:
-                stats = run_episodes(todo, pool, log, policy, settings, on_record=on_record)
+                stats = run_episodes(todo, pool, log, run_policy, settings, on_record=on_record)
             except (PolicyError, EnvFailure) as err:
                 what = "policy" if isinstance(err, PolicyError) else "env"
                 raise type(err)(f"{err}; {len(log.records)} finished episodes kept in {log.path}; "
@@ -173,6 +178,26 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
             "execution": dataclasses.asdict(config.execution()) if policy is not None else "expert"}
     write_report(out_dir, summaries, title=display, meta=meta)
     return Evaluation(name, out_dir, summaries, stats, skipped, held_out)
+
+
+@contextmanager
+def _executor(config: RolloutConfig, policy, num_workers: int, worker_spec: WorkerSpec):
+    """(pool, policy) for the runner: the built-in process pool, or Ray actors (`--ray`) behind the same interface."""
+    if not config.use_ray:
+        with WorkerPool(num_workers, worker_spec) as pool:
+            yield pool, policy
+        return
+    from rollouts.ray_pool import RayPolicy, RayPool, ray_session
+
+    with ray_session(config.ray), RayPool(num_workers, worker_spec) as pool:
+        # A policy server (ws://) is already remote; a local policy moves into actors that batch all workers.
+        remote = policy is None or config.policy.startswith(("ws://", "wss://"))
+        run_policy = policy if remote else RayPolicy(policy, config.ray_policy_actors)
+        try:
+            yield pool, run_policy
+        finally:
+            if run_policy is not policy:
+                run_policy.close()
 
 
 def _check_robocasa() -> None:

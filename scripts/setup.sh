@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, so later resolution does not pick a different build; PyPI's 2.14.1 serves CPU and GPU machines alike.
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,ray]"  # ray: rollout.py --ray and its tests (~15 s, ~250 MB)
 # lerobot's dataset code only, without its conflicting pins (see pyproject.toml).
 .venv/bin/python -m pip install -q --no-deps "lerobot==0.4.4"
 # ROS 1 (Debian packages) for the ROS bridge and its integration test; XVR_SKIP_ROS=1 skips it.

@@ -1,0 +1,119 @@
+"""`rollout.py --ray`: the same episodes as the built-in pool, run by Ray actors; faults, resume and bad input.
+
+One local Ray head (Ray's own test cluster, on this machine) serves the module; each evaluation joins it by address,
+as `--ray HOST:PORT` would. The stand-in env and experts are the runner tests' (seconds, not minutes).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from rollouts.cli import main  # noqa: E402
+from rollouts.ray_pool import MISSING  # noqa: E402
+from test_rollout_runner import _lines, _run  # noqa: E402
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    yield head.address
+    head.shutdown()
+
+
+def _outcomes(rows):
+    return sorted((r["task"], r["index"], r["seed"], r["success"], r["steps"], r["reruns"], r["error"]) for r in rows)
+
+
+def test_ray_runs_the_same_episodes_as_the_pool(tmp_path, cluster):
+    pool = _run(tmp_path / "pool", episodes=3)
+    on_ray = _run(tmp_path / "ray", episodes=3, ray=cluster)
+    assert _outcomes(_lines(on_ray)) == _outcomes(_lines(pool))
+    assert len(_lines(on_ray)) == 6 and {r["worker"] for r in _lines(on_ray)} == {0, 1}
+    assert on_ray.summaries["ReachA"].successes == pool.summaries["ReachA"].successes == 3
+    assert (on_ray.out_dir / "report.md").exists()
+
+
+def test_a_killed_actor_is_restarted_and_its_episode_rerun_once(tmp_path, cluster):
+    # The fault hook os._exit()s the actor at step 5 of episode 1 (first attempt only) of each task.
+    ev = _run(tmp_path, episodes=3, fault="crash:1:5", ray=cluster)
+    rows = _lines(ev)
+    rerun = [r for r in rows if r["reruns"]]
+    assert len(rows) == 6 and [(r["index"], r["reruns"], r["error"]) for r in rerun] == [(1, 1, "")] * 2
+    assert ev.stats.restarts == 2
+    clean = {(r["task"], r["index"]): r["steps"] for r in _lines(_run(tmp_path / "clean", episodes=3))}
+    assert all(clean[(r["task"], r["index"])] == r["steps"] for r in rerun)  # rerun from the same initial state
+
+
+def make_slow_env(task, **kwargs):
+    from test_rollout_runner import ReachEnv
+
+    class Slow(ReachEnv):
+        def reset(self, seed=None):
+            time.sleep(0.4)  # slow enough for the test to kill the driver mid-run
+            return super().reset(seed)
+
+    return Slow(task, **kwargs)
+
+
+DRIVER = """
+import sys
+sys.path[:0] = [{tests!r}]
+from rollouts.config import RolloutConfig
+from rollouts.evaluate import evaluate
+config = RolloutConfig(task="all", policy="expert", episodes=6, num_envs=1, image_size=16, horizon=30,
+                       out_dir={out!r}, progress=False, ray={address!r})
+evaluate(config, policy_override=(None, "expert", "expert"), env_factory="test_rollout_ray:make_slow_env",
+         expert_factory="test_rollout_runner:make_reach_expert", tasks=["ReachA", "ReachB"])
+"""
+
+
+def test_a_killed_driver_resumes_from_the_jsonl(tmp_path, cluster):
+    out = tmp_path / "out"
+    jsonl = out / "episodes.jsonl"
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(tests=str(TESTS), out=str(out), address=cluster)],
+                              cwd=TESTS.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and driver.poll() is None:
+        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    done = len(jsonl.read_text().splitlines())
+    assert 3 <= done < 12
+
+    again = _run(tmp_path, ray=cluster, num_envs=1)  # the same command: only the rest run
+    assert again.skipped == done and again.stats.episodes == 12 - done
+    rows = _lines(again)
+    assert len(rows) == 12 and len({(r["task"], r["index"]) for r in rows}) == 12  # none counted twice
+
+
+def test_missing_ray_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    argv = ["--task", "all", "--policy", "expert", "--episodes", "1", "--out-dir", str(tmp_path), "--ray"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"error: {MISSING}\n"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "nowhere"])
+def test_an_unreachable_cluster_is_one_line(address, tmp_path, capsys):
+    start = time.monotonic()
+    argv = ["--task", "all", "--policy", "expert", "--episodes", "1", "--out-dir", str(tmp_path), "--ray", address]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --ray {address}: ") and err.count("\n") == 1
+    assert time.monotonic() - start < 20
+    assert not ray.is_initialized()
+

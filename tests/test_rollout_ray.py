@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 
 from rollouts.cli import main  # noqa: E402
 from rollouts.ray_pool import MISSING  # noqa: E402
-from test_rollout_runner import _lines, _run  # noqa: E402
+from test_rollout_runner import ProportionalPolicy, _lines, _run  # noqa: E402
 
 TESTS = Path(__file__).parent
 
@@ -28,7 +28,7 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     head = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    yield head.address
+    yield head
     head.shutdown()
 
 
@@ -38,16 +38,23 @@ def _outcomes(rows):
 
 def test_ray_runs_the_same_episodes_as_the_pool(tmp_path, cluster):
     pool = _run(tmp_path / "pool", episodes=3)
-    on_ray = _run(tmp_path / "ray", episodes=3, ray=cluster)
+    on_ray = _run(tmp_path / "ray", episodes=3, ray=cluster.address)
     assert _outcomes(_lines(on_ray)) == _outcomes(_lines(pool))
     assert len(_lines(on_ray)) == 6 and {r["worker"] for r in _lines(on_ray)} == {0, 1}
     assert on_ray.summaries["ReachA"].successes == pool.summaries["ReachA"].successes == 3
     assert (on_ray.out_dir / "report.md").exists()
 
 
+def test_a_policy_runs_in_a_policy_actor_batched_across_workers(tmp_path, cluster):
+    pool = _run(tmp_path / "pool", policy=ProportionalPolicy(), episodes=3, execute_steps=4)
+    on_ray = _run(tmp_path / "ray", policy=ProportionalPolicy(), episodes=3, execute_steps=4, ray=cluster.address)
+    assert _outcomes(_lines(on_ray)) == _outcomes(_lines(pool))
+    assert on_ray.summaries["ReachB"].successes == 3 and on_ray.stats.policy_calls == pool.stats.policy_calls
+
+
 def test_a_killed_actor_is_restarted_and_its_episode_rerun_once(tmp_path, cluster):
     # The fault hook os._exit()s the actor at step 5 of episode 1 (first attempt only) of each task.
-    ev = _run(tmp_path, episodes=3, fault="crash:1:5", ray=cluster)
+    ev = _run(tmp_path, episodes=3, fault="crash:1:5", ray=cluster.address)
     rows = _lines(ev)
     rerun = [r for r in rows if r["reruns"]]
     assert len(rows) == 6 and [(r["index"], r["reruns"], r["error"]) for r in rerun] == [(1, 1, "")] * 2
@@ -82,7 +89,7 @@ evaluate(config, policy_override=(None, "expert", "expert"), env_factory="test_r
 def test_a_killed_driver_resumes_from_the_jsonl(tmp_path, cluster):
     out = tmp_path / "out"
     jsonl = out / "episodes.jsonl"
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(tests=str(TESTS), out=str(out), address=cluster)],
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(tests=str(TESTS), out=str(out), address=cluster.address)],
                               cwd=TESTS.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and driver.poll() is None:
@@ -94,10 +101,36 @@ def test_a_killed_driver_resumes_from_the_jsonl(tmp_path, cluster):
     done = len(jsonl.read_text().splitlines())
     assert 3 <= done < 12
 
-    again = _run(tmp_path, ray=cluster, num_envs=1)  # the same command: only the rest run
+    again = _run(tmp_path, ray=cluster.address, num_envs=1)  # the same command: only the rest run
     assert again.skipped == done and again.stats.episodes == 12 - done
     rows = _lines(again)
     assert len(rows) == 12 and len({(r["task"], r["index"]) for r in rows}) == 12  # none counted twice
+
+
+def test_a_node_lost_mid_run_reruns_its_episodes_elsewhere_and_counts_each_once(tmp_path, cluster):
+    import threading
+
+    from rollouts.evaluate import evaluate
+    from test_rollout_runner import _config
+
+    second = cluster.add_node(num_cpus=1)  # the two actors spread: one lands here
+    cluster.wait_for_nodes()
+    config = _config(tmp_path, ray=cluster.address)
+    out = {}
+    run = threading.Thread(target=lambda: out.update(ev=evaluate(
+        config, policy_override=(None, "expert", "expert"), env_factory="test_rollout_ray:make_slow_env",
+        expert_factory="test_rollout_runner:make_reach_expert", tasks=["ReachA", "ReachB"])))
+    run.start()
+    jsonl = tmp_path / "out" / "episodes.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    cluster.remove_node(second, allow_graceful=False)  # its raylet and actor processes are killed
+    run.join(120)
+    ev = out["ev"]
+    rows = _lines(ev)
+    assert len(rows) == 12 and len({(r["task"], r["index"]) for r in rows}) == 12  # none twice, none lost
+    assert ev.stats.restarts >= 1 and any(r["reruns"] for r in rows) and not any(r["error"] for r in rows)
 
 
 def test_missing_ray_is_one_line(monkeypatch, tmp_path, capsys):

@@ -83,10 +83,13 @@ def ray_session(address: str):
         except Exception as err:  # noqa: BLE001 (reported as one line below)
             outcome["error"] = err
 
-    # ray.init against a port that answers but is no Ray head can wait a long time: bound it.
-    thread = threading.Thread(target=init, daemon=True)
-    thread.start()
-    thread.join(CONNECT_TIMEOUT_S if address else 120.0)
+    if address:
+        # ray.init against a port that answers but is no Ray head can wait a long time: bound it.
+        thread = threading.Thread(target=init, daemon=True)
+        thread.start()
+        thread.join(CONNECT_TIMEOUT_S)
+    else:
+        init()  # in this thread: the processes a local start spawns die with the thread that spawned them
     if "error" in outcome:
         first = str(outcome["error"]).strip().splitlines()[0] if str(outcome["error"]).strip() else ""
         raise ValueError(f"{where}: could not connect: {type(outcome['error']).__name__}: {first}") from None

@@ -23,6 +23,13 @@ from test_rollout_runner import ProportionalPolicy, _lines, _run  # noqa: E402
 TESTS = Path(__file__).parent
 
 
+def test_ray_alone_starts_a_local_ray_for_the_run_and_stops_it(tmp_path):
+    # First in the file, before the module's cluster starts: a second Ray on one machine confuses both.
+    ev = _run(tmp_path, episodes=2, num_envs=2, ray="true")  # `--ray` with no address
+    assert len(_lines(ev)) == 4 and ev.summaries["ReachA"].successes == 2
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from ray.cluster_utils import Cluster

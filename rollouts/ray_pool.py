@@ -48,6 +48,23 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def _speaks_grpc(target: tuple[str, int], timeout_s: float) -> bool:
+    """Whether host:port answers an HTTP/2 preface with a SETTINGS frame, as Ray's GCS and client server do.
+
+    Raises OSError when nothing listens or the host is unreachable. Checked before ray.init, which would otherwise
+    retry a wrong port for a minute, printing a warning per retry.
+    """
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+    with socket.create_connection(target, timeout=timeout_s) as sock:
+        sock.settimeout(min(timeout_s, 5.0))
+        try:
+            sock.sendall(preface)
+            head = sock.recv(9)
+        except (socket.timeout, ConnectionError):
+            return False
+    return len(head) >= 4 and head[3] == 0x04
+
+
 @contextmanager
 def ray_session(address: str):
     """Connect to Ray for one evaluation: "" / "local" / "true" start one on this machine, "auto" or
@@ -66,10 +83,13 @@ def ray_session(address: str):
         if target is None:
             raise ValueError(f"{where}: not an address; use auto, HOST:PORT or ray://HOST:PORT (or --ray alone for a local Ray)")
         try:
-            socket.create_connection(target, timeout=CONNECT_TIMEOUT_S).close()
+            grpc = _speaks_grpc(target, CONNECT_TIMEOUT_S)
         except OSError as err:
             raise ValueError(f"{where}: cannot reach a Ray cluster there ({err.strerror or err}); start one with "
                              f"`ray start --head` or check the address") from None
+        if not grpc:
+            raise ValueError(f"{where}: something answers there, but not a Ray head (no gRPC); check the address "
+                             f"and port (`ray status` on the head prints them)")
     if address.startswith("ray://"):
         kwargs = dict(address=address)  # Ray Client takes fewer options
     else:
@@ -84,7 +104,7 @@ def ray_session(address: str):
             outcome["error"] = err
 
     if address:
-        # ray.init against a port that answers but is no Ray head can wait a long time: bound it.
+        # ray.init can still wait a long time (a head that accepts but never finishes the handshake): bound it.
         thread = threading.Thread(target=init, daemon=True)
         thread.start()
         thread.join(CONNECT_TIMEOUT_S)

@@ -157,3 +157,19 @@ def test_an_unreachable_cluster_is_one_line(address, tmp_path, capsys):
     assert time.monotonic() - start < 20
     assert not ray.is_initialized()
 
+
+
+def test_a_port_that_answers_but_is_no_ray_head_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as listener:  # accepts connections (the kernel does), never speaks gRPC
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        start = time.monotonic()
+        argv = ["--task", "all", "--policy", "expert", "--episodes", "1", "--out-dir", str(tmp_path), "--ray", address]
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --ray {address}: something answers there, but not a Ray head (no gRPC); check the " \
+                  f"address and port (`ray status` on the head prints them)\n"
+    assert time.monotonic() - start < 20 and not ray.is_initialized()

@@ -81,7 +81,8 @@ def ray_session(address: str):
     if address and address != "auto":
         target = _host_port(address)
         if target is None:
-            raise ValueError(f"{where}: not an address; use auto, HOST:PORT or ray://HOST:PORT (or --ray alone for a local Ray)")
+            raise ValueError(f"{where}: not an address; use auto, HOST:PORT or ray://HOST:PORT "
+                             f"(or --ray alone for a local Ray)")
         try:
             grpc = _speaks_grpc(target, CONNECT_TIMEOUT_S)
         except OSError as err:

@@ -93,6 +93,10 @@ def _run(bench: BenchmarkConfig, name: str, tmp: Path, ray: str = "") -> dict:
     }
 
 
+def _print_row(run: dict) -> None:
+    print(json.dumps({k: v for k, v in run.items() if k not in ("outcomes", "initial_states")}), flush=True)
+
+
 def main(argv: list[str]) -> int:
     bench = parse_config_or_exit(BenchmarkConfig(), argv, usage=__doc__ or "")
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # workers and actors import this module by name
@@ -103,7 +107,7 @@ def main(argv: list[str]) -> int:
         tmp = Path(tmp)
         os.environ[STATES_ENV] = str(tmp / "pool-states.jsonl")
         runs.append(_run(bench, "pool", tmp))
-        print(json.dumps({k: v for k, v in runs[-1].items() if k not in ("outcomes", "initial_states")}), flush=True)
+        _print_row(runs[-1])
         for name, nodes in (("ray", 1), ("2-node", 2)):
             os.environ[STATES_ENV] = str(tmp / f"{name}-states.jsonl")  # before the raylets start: actors inherit it
             start = time.perf_counter()
@@ -117,14 +121,15 @@ def main(argv: list[str]) -> int:
                 runs.append(_run(bench, name, tmp, ray=cluster.address))
             finally:
                 cluster.shutdown()
-            print(json.dumps({k: v for k, v in runs[-1].items() if k not in ("outcomes", "initial_states")}), flush=True)
+            _print_row(runs[-1])
 
     pool = runs[0]
     print(f"\n{bench.episodes} episodes of {bench.task} (expert, horizon {bench.horizon}), {bench.workers} workers, "
           f"{os.cpu_count()} cores")
     print(f"{'backend':>8} {'ep/h':>7} {'ep/h steady':>11} {'wall s':>7} {'startup s':>9} {'cluster up s':>12}  nodes")
     for r in runs:
-        print(f"{r['name']:>8} {r['episodes_per_hour']:>7.0f} {r['episodes_per_hour_steady']:>11.0f} {r['wall_s']:>7.1f} "
+        print(f"{r['name']:>8} {r['episodes_per_hour']:>7.0f} {r['episodes_per_hour_steady']:>11.0f} "
+              f"{r['wall_s']:>7.1f} "
               f"{r['startup_s']:>9.1f} {clusters.get(r['name'], 0.0):>12.1f}  {r['episodes_per_node'] or '-'}")
     for r in runs[1:]:
         same_outcomes = r["outcomes"] == pool["outcomes"]

@@ -96,8 +96,9 @@ evaluate(config, policy_override=(None, "expert", "expert"), env_factory="test_r
 def test_a_killed_driver_resumes_from_the_jsonl(tmp_path, cluster):
     out = tmp_path / "out"
     jsonl = out / "episodes.jsonl"
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(tests=str(TESTS), out=str(out), address=cluster.address)],
-                              cwd=TESTS.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = DRIVER.format(tests=str(TESTS), out=str(out), address=cluster.address)
+    driver = subprocess.Popen([sys.executable, "-c", script], cwd=TESTS.parent, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and driver.poll() is None:
         if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 3:

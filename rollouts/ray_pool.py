@@ -251,11 +251,7 @@ class RayPool:
         return self._ray.get([a.node_id.remote() for a in self._actors])
 
     def close(self) -> None:
-        for actor in self._actors:
-            try:
-                self._ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
+        _kill_all(self._ray, self._actors)
 
     def __enter__(self) -> RayPool:
         return self
@@ -332,11 +328,16 @@ class RayPolicy:
         return self.predict_action_chunk(obs)[0]
 
     def close(self) -> None:
-        for actor in self._actors:
-            try:
-                self._ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
+        _kill_all(self._ray, self._actors)
+
+
+def _kill_all(ray, actors) -> None:
+    """Kill actors for good (no restart); an actor already gone is fine."""
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:
+            pass
 
 
 def _take(obs: dict, start: int, stop: int) -> dict:

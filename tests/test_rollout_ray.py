@@ -123,7 +123,7 @@ def test_a_node_lost_mid_run_reruns_its_episodes_elsewhere_and_counts_each_once(
 
     second = cluster.add_node(num_cpus=1)  # the two actors spread: one lands here
     cluster.wait_for_nodes()
-    config = _config(tmp_path, ray=cluster.address)
+    config = _config(tmp_path, ray=cluster.address, max_reruns=5)  # under load a survivor may time out too
     out = {}
     run = threading.Thread(target=lambda: out.update(ev=evaluate(
         config, policy_override=(None, "expert", "expert"), env_factory="test_rollout_ray:make_slow_env",

@@ -112,8 +112,7 @@ def ray_session(address: str):
     else:
         init()  # in this thread: the processes a local start spawns die with the thread that spawned them
     if "error" in outcome:
-        first = str(outcome["error"]).strip().splitlines()[0] if str(outcome["error"]).strip() else ""
-        raise ValueError(f"{where}: could not connect: {type(outcome['error']).__name__}: {first}") from None
+        raise ValueError(f"{where}: could not connect: {_first_line(outcome['error'])}") from None
     if "ok" not in outcome:
         raise ValueError(f"{where}: no answer from Ray within {CONNECT_TIMEOUT_S:.0f} s; is a Ray head running there?")
     try:

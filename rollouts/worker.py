@@ -110,8 +110,7 @@ class EnvHost:
         start = time.perf_counter()
         try:
             if message[0] == "reset":
-                self._drop_episode()
-                self.episode = _reset(message[1], self.spec, self.envs, self.make_env, self.make_expert, self.worker_id)
+                self._new_episode(message[1])
                 return ("obs", _outgoing(self.episode.obs, self.spec), time.perf_counter() - start)
             if message[0] == "step":
                 if self.episode is None:
@@ -138,8 +137,7 @@ class EnvHost:
         """
         start = time.perf_counter()
         try:
-            self._drop_episode()
-            self.episode = _reset(spec, self.spec, self.envs, self.make_env, self.make_expert, self.worker_id)
+            self._new_episode(spec)
             return ("started", time.perf_counter() - start)
         except Exception as exc:
             return _error_reply(exc)
@@ -160,6 +158,11 @@ class EnvHost:
                 episode.video.discard()  # a half-written video of an episode that will be rerun
             return _error_reply(exc)
         return ("episode", success, episode.steps, time.perf_counter() - start)
+
+    def _new_episode(self, spec: EpisodeSpec) -> None:
+        """Reset into a new episode (the env for its task built on first use), dropping any unfinished one."""
+        self._drop_episode()
+        self.episode = _reset(spec, self.spec, self.envs, self.make_env, self.make_expert, self.worker_id)
 
     def _drop_episode(self) -> None:
         if self.episode is not None and self.episode.video is not None:

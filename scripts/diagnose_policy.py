@@ -3,6 +3,7 @@
     python scripts/diagnose_policy.py memorize [--task CoffeePressButton] [--steps 1500] [-- TRAIN FLAGS]
     python scripts/diagnose_policy.py demos --dataset data/pool128 [--demos 5,20,50] [--steps 2000] [-- TRAIN FLAGS]
     python scripts/diagnose_policy.py controls --checkpoint DIR [--episodes 20] [--task all]
+    python scripts/diagnose_policy.py failures --checkpoint DIR [--episodes 20] [--task all]
 
 memorize  one scripted demo, trained without augmentation until it is memorized, then replayed in closed loop on
           its own scene (`rollout.py --demo-seeds`); also its open-loop action error. Fails: the control loop,
@@ -11,6 +12,11 @@ demos     the same training on the first N demos of each task for several N; ope
           none of them trained on. Falls as N grows: the policy generalizes across scenes; flat: it does not.
 controls  held-out success as trained, with the cameras blanked, and with the state held at its midpoint. The
           drop says how much the policy relies on each input.
+failures  where held-out episodes go wrong: per episode the gripper's closest approach to the task's target (the
+          button, or the object to pick), whether the button was pressed / the object reached the counter, and how
+          far the target sat from its average place. "tracking" is the slope of where the gripper got closest
+          against where the target was (across episodes, horizontal plane): ~1 the policy goes where the target is,
+          ~0 it replays an average trajectory whatever the cameras show.
 Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-features`).
 """
 
@@ -21,6 +27,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -114,6 +122,84 @@ def controls(args, extra: list[str]) -> int:
     return 0
 
 
+def _target(task: str, state: dict) -> tuple[np.ndarray, bool]:
+    """(the target's position, whether its first sub-goal is met) from the env's privileged state."""
+    if task == "PnPCabToCounter":
+        return state["object_pos"], bool(state["object_on_counter"])
+    if task == "TurnOffMicrowave":
+        return state["button_pos"], not bool(state["turned_on"])
+    return state["button_pos"], bool(state["button_pressed"])
+
+
+def _run_episode(env, policy, task: str, seed: int, horizon: int) -> dict:
+    """One held-out episode in this process, tracking the gripper against the task's target."""
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    sim = env.unwrapped.sim
+    start_target, _ = _target(task, sim.privileged_state())
+    closest, closest_at, reached, success, steps = np.inf, None, False, False, 0
+    for steps in range(1, horizon + 1):
+        obs, _, terminated, truncated, info = env.step(policy.select_action(obs))
+        state = sim.privileged_state()
+        target, met = _target(task, state)
+        distance = float(np.linalg.norm(state["eef_pos"] - target))
+        if distance < closest:
+            closest, closest_at = distance, state["eef_pos"].copy()
+        reached |= met
+        success = bool(info.get("success", False))
+        if success or terminated or truncated:
+            break
+    return {"seed": seed, "success": success, "sub_goal": reached, "closest_cm": 100 * closest, "steps": steps,
+            "target": start_target.tolist(), "closest_at": closest_at.tolist()}
+
+
+def _tracking(rows: list[dict]) -> float:
+    """Least-squares slope of the gripper's closest point on the target's position (horizontal, centred)."""
+    target = np.array([r["target"][:2] for r in rows])
+    reached = np.array([r["closest_at"][:2] for r in rows])
+    target, reached = target - target.mean(0), reached - reached.mean(0)
+    spread = float((target ** 2).sum())
+    return float((target * reached).sum() / spread) if spread > 0 else float("nan")
+
+
+def failures(args, extra: list[str]) -> int:
+    import envs
+    from rollouts.config import RolloutConfig
+    from rollouts.evaluate import check_held_out, episode_specs, resolve_tasks
+
+    policy = _policy(Path(args.checkpoint))
+    tasks = resolve_tasks(args.task)
+    config = RolloutConfig(task=args.task, checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed)
+    specs = episode_specs(tasks, config, policy.demo_seeds)
+    check_held_out(specs, policy.demo_seeds or {}, allow=False)
+    results: dict[str, list[dict]] = {}
+    for task in tasks:
+        env = envs.make(task, image_size=int(policy.image_size))
+        horizon = int(envs.TASKS[task].horizon)
+        rows = results[task] = []
+        for spec in (s for s in specs if s.task == task):
+            rows.append(_run_episode(env, policy, task, spec.seed, horizon))
+            r = rows[-1]
+            print(f"{task} seed {r['seed']}: {'success' if r['success'] else 'fail':>7}, sub-goal "
+                  f"{'yes' if r['sub_goal'] else 'no':>3}, closest {r['closest_cm']:5.1f} cm", flush=True)
+        env.close()
+    sub_goal = {"PnPCabToCounter": "on counter", "TurnOffMicrowave": "turned off", "CoffeePressButton": "pressed"}
+    print(f"\n{'task':<20}{'success':>9}{'sub-goal':>22}{'closest cm (median, p90)':>27}{'target spread cm':>18}"
+          f"{'tracking':>10}")
+    for task, rows in results.items():
+        closest = np.array([r["closest_cm"] for r in rows])
+        spread = 100 * np.linalg.norm(np.std([r["target"][:2] for r in rows], axis=0))
+        print(f"{task:<20}{sum(r['success'] for r in rows):>5}/{len(rows):<3}"
+              f"{sub_goal[task]:>14} {sum(r['sub_goal'] for r in rows):>3}/{len(rows):<3}"
+              f"{np.median(closest):>16.1f}, {np.percentile(closest, 90):>5.1f}{spread:>18.1f}{_tracking(rows):>10.2f}")
+    checkpoint = Path(args.checkpoint).resolve()
+    out = OUT / f"failures-{checkpoint.parent.name}-{checkpoint.name}.json"  # the checkpoint stays read-only
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"per-episode rows: {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = []
@@ -138,9 +224,14 @@ def main(argv=None) -> int:
     c.add_argument("--episodes", type=int, default=20)
     c.add_argument("--num-envs", type=int, default=2)
     c.add_argument("--seed", type=int, default=0)
+    f = sub.add_parser("failures", help="closest approach to the target, sub-goal reached, does the gripper track it")
+    f.add_argument("--checkpoint", required=True)
+    f.add_argument("--task", default="all")
+    f.add_argument("--episodes", type=int, default=20)
+    f.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        return {"memorize": memorize, "demos": demo_counts, "controls": controls}[args.rung](args, extra)
+        return {"memorize": memorize, "demos": demo_counts, "controls": controls, "failures": failures}[args.rung](args, extra)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,4 +1,8 @@
-"""The diagnosis ladder: fitting one real demo, open-loop error on held-out demos, the memorization replay (slow)."""
+"""The diagnosis ladder: fitting one real demo, open-loop error on held-out demos, failure analysis, the
+memorization replay (slow)."""
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -41,15 +45,41 @@ def test_held_out_episodes_are_the_ones_not_trained_on(one_demo):
     assert held_out_episodes(one_demo, {"TurnOffMicrowave": [0]}) == [0]
 
 
-@pytest.mark.slow
-def test_memorized_demo_replays_to_success_in_closed_loop(monkeypatch, tmp_path):
-    """The ladder's first rung at the small preset: ~10 minutes on 2 cores."""
-    import importlib.util
-    from pathlib import Path
-
-    monkeypatch.chdir(tmp_path)
+def _diagnose_script():
     script = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_policy.py"
     spec = importlib.util.spec_from_file_location("diagnose_policy", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["memorize", "--task", "CoffeePressButton", "--steps", "1500"]) == 0
+    return module
+
+
+def test_tracking_slope_tells_following_the_target_from_replaying_an_average():
+    diagnose = _diagnose_script()
+    targets = [[0.5, y, 0.9] for y in (-0.1, 0.0, 0.1)]
+    follows = [{"target": t, "closest_at": [t[0] + 0.01, t[1] + 0.02, t[2]]} for t in targets]
+    replays = [{"target": t, "closest_at": [0.5, 0.01, 0.9]} for t in targets]
+    assert diagnose._tracking(follows) == pytest.approx(1.0)
+    assert diagnose._tracking(replays) == pytest.approx(0.0)
+
+
+def test_failure_rows_read_the_simulator_the_expert_presses_the_button():
+    """The expert as the policy: the button is pressed, the gripper gets within a few cm of it."""
+    import envs
+    from policies.experts import make_expert
+
+    diagnose = _diagnose_script()
+    env = envs.make("CoffeePressButton", image_size=32)
+    try:
+        row = diagnose._run_episode(env, make_expert("CoffeePressButton", env, seed=3), "CoffeePressButton", 3, 400)
+    finally:
+        env.close()
+    assert row["success"] and row["sub_goal"]
+    assert row["closest_cm"] < 3.0
+    assert len(row["target"]) == len(row["closest_at"]) == 3
+
+
+@pytest.mark.slow
+def test_memorized_demo_replays_to_success_in_closed_loop(monkeypatch, tmp_path):
+    """The ladder's first rung at the small preset: ~10 minutes on 2 cores."""
+    monkeypatch.chdir(tmp_path)
+    assert _diagnose_script().main(["memorize", "--task", "CoffeePressButton", "--steps", "1500"]) == 0

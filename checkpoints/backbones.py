@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vla.embodiments import did_you_mean
+from contract.lookup import did_you_mean
 
 TINY = "tiny"
 # Trained tiny backbones shipped with the repository (compact format, vla/tiny_qwen.py; ~4 MB each).

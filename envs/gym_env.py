@@ -1,15 +1,15 @@
-"""Gymnasium front of the built-in kitchen tasks: the observation/action contract of vla.embodiments."""
+"""Gymnasium front of the built-in kitchen tasks: the observation/action contract of contract/embodiments.py."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 
+from contract.embodiments import STATE_KEY, TASK_KEY
 from envs.kitchen_env import ACTION_DIM, SimConfig
 from envs.registry import get_task
 from envs.spaces import action_space, observation_space
 from envs.validation import check_action, check_cameras, check_image_size, check_render_mode
-from vla.embodiments import STATE_KEY, TASK_KEY
 
 
 class KitchenGymEnv(gym.Env):

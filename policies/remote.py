@@ -9,10 +9,10 @@ import os
 
 import numpy as np
 
+from contract.embodiments import get_embodiment
 from policies.action_queue import ActionQueue, ExecutionConfig
 from policies.server import PROTOCOL, TOKEN_ENV
 from policies.wire import packb, unpackb
-from vla.embodiments import get_embodiment
 
 REQUIRED_METADATA = ("protocol", "embodiment", "cameras", "action_dim", "chunk_size", "max_request_bytes")
 

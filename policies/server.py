@@ -20,9 +20,9 @@ from http import HTTPStatus
 
 import numpy as np
 
+from contract.embodiments import STATE_KEY, TASK_KEY
 from policies.vla_policy import validate_observation
 from policies.wire import WireError, packb, unpackb
-from vla.embodiments import STATE_KEY, TASK_KEY
 
 log = logging.getLogger("policy_server")
 

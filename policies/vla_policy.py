@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
 from policies.action_queue import ActionQueue, ExecutionConfig
-from vla.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
 
 
 ABLATIONS = ("", "cameras", "state")

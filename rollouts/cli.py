@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from contract.cli import ConfigError, apply_overrides, describe, parse_overrides
 from rollouts.config import RolloutConfig
-from vla.cli import ConfigError, apply_overrides, describe, parse_overrides
 
 USAGE = """usage: python rollout.py --task {TASK|all} [--checkpoint DIR] [--episodes 50] [--num-envs N]
                           [--backend builtin|robocasa] [--video] [--seed S] [--seeds K] [--image-size PX]

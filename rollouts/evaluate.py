@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.embodiments import IMAGE_SIZE
+from contract.files import atomic_write_json
+from contract.lookup import did_you_mean
 from rollouts.config import RolloutConfig, validate
 from rollouts.metrics import TaskSummary, summarize
 from rollouts.pool import WorkerPool
@@ -17,8 +20,6 @@ from rollouts.results import EpisodeKey, ResultsLog
 from rollouts.runner import EnvFailure, PolicyError, RunnerSettings, RunStats, run_episodes
 from rollouts.seeding import episode_seed
 from rollouts.worker import EpisodeSpec, WorkerSpec
-from vla.embodiments import IMAGE_SIZE, did_you_mean
-from vla.files import atomic_write_json
 
 OUTPUT_ROOT = Path("outputs/rollouts")
 SIM_EMBODIMENT = "robocasa_panda_omron"

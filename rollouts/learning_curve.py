@@ -6,9 +6,9 @@ import dataclasses
 import json
 from pathlib import Path
 
+from contract.files import atomic_write_json
 from rollouts.config import RolloutConfig
 from rollouts.metrics import TaskSummary
-from vla.files import atomic_write_json
 
 CURVE_PNG = "learning_curve.png"
 CURVE_JSON = "learning_curve.json"

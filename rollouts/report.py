@@ -7,8 +7,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from contract.files import atomic_write_text
 from rollouts.metrics import TaskSummary, format_rate
-from vla.files import atomic_write_text
 
 
 def summary_table(summaries: dict[str, TaskSummary]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vla.embodiments import FPS, IMAGE_KEYS
+from contract.embodiments import FPS, IMAGE_KEYS
 
 _LINE = 12  # pixels per text line of the default bitmap font
 _CHAR = 6  # its approximate character width

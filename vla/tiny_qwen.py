@@ -99,7 +99,7 @@ def save_tiny_dir(model, path: str | os.PathLike, manifest: dict) -> Path:
 
     from safetensors.torch import save_file
 
-    from vla.files import atomic_write_json
+    from contract.files import atomic_write_json
 
     if "seed" not in manifest:
         raise ValueError("manifest needs the seed the embedding was built from")

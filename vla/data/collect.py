@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 from vla.data.schema import KNOWN_TASKS, DatasetSpec, check_task_names
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
 from vla.data.convert_groot import decode_video, match_cameras, to_pm1
 from vla.data.convert_robocasa import resize_frames
 from vla.data.names import column_orders
 from vla.data.schema import DatasetSpec, read_sidecar
 from vla.data.stats import numeric_table_columns, read_parquet
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"

@@ -129,7 +129,7 @@ class Workspace:
 
     def _checkpoint_config(self, model, normalizer, step: int, dataset_len: int, includes_backbone: bool,
                            backbone_fp: str, loss: float | None) -> dict:
-        from vla.embodiments import get_embodiment
+        from contract.embodiments import get_embodiment
         import transformers
 
         robot = get_embodiment(self.cfg.data.embodiment)
@@ -354,7 +354,7 @@ def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
 def _dataset_image_size(root: Path) -> int | None:
     import json
 
-    from vla.embodiments import IMAGE_KEYS
+    from contract.embodiments import IMAGE_KEYS
 
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
     shape = info["features"][IMAGE_KEYS[0]]["shape"]

@@ -389,7 +389,7 @@ def save_vlm(model: VLM, out: Path, cfg: SFTConfig, history: list[dict], manifes
     """Compact directory for the tiny model, a Qwen3-VL directory (weights, config, processor) otherwise."""
     import dataclasses
 
-    from vla.files import atomic_write_json
+    from contract.files import atomic_write_json
 
     if model.is_tiny:
         from vla.tiny_qwen import save_tiny_dir

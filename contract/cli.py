@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any
 
-from vla.embodiments import did_you_mean
+from contract.lookup import did_you_mean
 
 
 class ConfigError(ValueError):

@@ -47,7 +47,7 @@ class RoboCasaGymEnv(gym.Env):
 
     def __init__(self, task: str, image_size: int, cameras, render: bool, seed, horizon: int):
         robocasa = import_robocasa()
-        import robosuite
+        import robosuite  # here, not at the top: `import envs` imports this module and must not load robosuite
         from robosuite.controllers import load_composite_controller_config
 
         self.cameras = tuple(cameras) if render else ()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.embodiments import CAMERA_NAMES
+from contract.lookup import check_name
+
 
 def check_action(action, dim: int) -> np.ndarray:
     """Return action as float64 (dim,), or raise a one-line ValueError naming the problem."""
@@ -20,9 +23,6 @@ def check_action(action, dim: int) -> np.ndarray:
 
 def check_cameras(cameras) -> tuple[str, ...]:
     """Return cameras as a tuple of known camera names, or raise a one-line ValueError."""
-    from contract.embodiments import CAMERA_NAMES
-    from contract.lookup import check_name
-
     cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
     for cam in cameras:
         check_name(cam, CAMERA_NAMES, "camera")

@@ -7,6 +7,7 @@ rejected are read back from the dataset's sidecar, so rerunning the command afte
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
@@ -192,8 +193,6 @@ def collect(cfg: CollectConfig, log=print) -> dict:
                 inflight_per_task[job[0]] += 1
                 handle(run_episode(job[0], job[1], cfg))
         else:
-            import multiprocessing as mp
-
             # spawn: MuJoCo/EGL contexts must not be inherited through fork.
             with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
                 running = set()

@@ -4,6 +4,7 @@ name (vla.data.names); cameras by key name; images from PNG columns or from the 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -30,8 +31,6 @@ def _episode_rows(src: Path) -> list[dict]:
 
 
 def _decode_png_column(column) -> np.ndarray:
-    import io
-
     from PIL import Image
 
     return np.stack([np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB")) for cell in column.to_pylist()])

@@ -79,7 +79,7 @@ class BridgeConfig:
 
 
 def file_overrides(path: str | Path) -> dict[str, str]:
-    """A TOML (.toml) or JSON config file as dotted-name overrides (the form vla.cli.apply_overrides takes)."""
+    """A TOML (.toml) or JSON config file as dotted-name overrides (the form contract.cli.apply_overrides takes)."""
     import tomllib
 
     path = Path(path)

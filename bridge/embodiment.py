@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.geometry import Pose, axis_angle_to_mat, mat_to_axis_angle, mat_to_quat, quat_to_mat
-from vla.embodiments import get_embodiment
+from contract.embodiments import get_embodiment
 
 SUPPORTED = ("robocasa_panda_omron", "franka_panda")
 

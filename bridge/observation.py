@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla.embodiments import STATE_KEY, TASK_KEY
+from contract.embodiments import STATE_KEY, TASK_KEY
 
 
 @dataclass(frozen=True)

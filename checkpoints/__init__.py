@@ -11,6 +11,7 @@ __all__ = [
 
 def load_policy_checkpoint(path, device="cpu"):
     """(model, config dict, normalizer) from a checkpoint dir, a run dir (its newest) or 'latest'."""
+    # Here, not at the top: checkpoints.load imports the model, and the model (vla.backbone) imports checkpoints.
     from checkpoints.load import load_policy_checkpoint as _load
 
     return _load(path, device=device)

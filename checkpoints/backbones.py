@@ -7,7 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vla.embodiments import did_you_mean
+from huggingface_hub import try_to_load_from_cache
+
+from contract.lookup import did_you_mean
 
 TINY = "tiny"
 # Trained tiny backbones shipped with the repository (compact format, vla/tiny_qwen.py; ~4 MB each).
@@ -173,8 +175,6 @@ def resolve_backbone(name_or_path: str) -> BackboneRef:
         check_backbone_dir(name, path)
         return BackboneRef(name, str(path.resolve()))
     # A hub id: usable if its config is cached locally, or the hub may be reached.
-    from huggingface_hub import try_to_load_from_cache
-
     cached = try_to_load_from_cache(source, "config.json")
     if isinstance(cached, str):
         problem = _qwen3_vl_config_error(Path(cached))

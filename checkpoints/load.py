@@ -6,13 +6,16 @@ from pathlib import Path
 
 import torch
 
-from checkpoints.format import CheckpointError, read_normalizer, read_weights, resolve_checkpoint
+from checkpoints.format import CheckpointError, read_normalizer, read_weights, resolve_checkpoint, validate_checkpoint
+from vla.config import VLAConfig
+from vla.data.normalize import Normalizer
+from vla.data.transforms import ImageAugConfig, ImageTransform
+from vla.model import VLA
+from vla.train.weights import backbone_prefixes, find_backbone, weights_fingerprint
 
 
 def eval_image_transform(config: dict):
     """The evaluation image transform recorded in a checkpoint's config (centre crop + resize, no jitter)."""
-    from vla.data.transforms import ImageAugConfig, ImageTransform
-
     aug = dict(config["transforms"]["image_aug"])
     return ImageTransform(ImageAugConfig(**aug), train=False)
 
@@ -23,11 +26,6 @@ def load_policy_checkpoint(path: str | Path, device: str | torch.device = "cpu")
     A partial checkpoint, weights that do not fit the recorded model config, or a backbone whose weights differ
     from the ones the head was trained on are one-line CheckpointErrors.
     """
-    from vla.config import VLAConfig
-    from vla.data.normalize import Normalizer
-    from vla.model import VLA
-    from vla.train.weights import backbone_prefixes, find_backbone, weights_fingerprint
-
     path = resolve_checkpoint(path)
     config = resolve_checkpoint_config(path)
     try:
@@ -65,6 +63,4 @@ def load_policy_checkpoint(path: str | Path, device: str | torch.device = "cpu")
 
 def resolve_checkpoint_config(path: Path) -> dict:
     """config.json of a validated checkpoint (kept separate so callers can inspect without loading weights)."""
-    from checkpoints.format import validate_checkpoint
-
     return validate_checkpoint(path)

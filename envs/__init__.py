@@ -15,6 +15,7 @@ import gymnasium as gym
 
 from envs.gym_registration import NAMESPACE, gym_id, register_tasks
 from envs.registry import BACKENDS, TASKS, TaskSpec, check_backend, get_task, list_tasks
+from envs.robocasa_backend import RoboCasaGymEnv
 from envs.validation import check_cameras, check_image_size
 
 __all__ = ["BACKENDS", "NAMESPACE", "TASKS", "TaskSpec", "list_tasks", "get_task", "gym_id", "make"]
@@ -50,10 +51,8 @@ def make(task: str, backend: str = "builtin", *, image_size: int = 256, cameras=
     cameras, image_size = check_cameras(cameras), check_image_size(image_size)
     horizon = int(horizon or spec.horizon)
     if backend == "robocasa":
-        from envs.robocasa_backend import RoboCasaGymEnv
-
         return RoboCasaGymEnv(task, image_size, cameras, render, seed, horizon)
-    from envs.gym_env import KitchenGymEnv
+    from envs.gym_env import KitchenGymEnv  # robosuite and mujoco: `import envs` (the task registry) stays light
 
     kwargs = dict(task=task, image_size=image_size, cameras=cameras, render=render, seed=seed)
     env = KitchenGymEnv(**kwargs, horizon=horizon, render_mode=render_mode)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vla.embodiments import ROBOCASA_PANDA_OMRON
+from contract.embodiments import ROBOCASA_PANDA_OMRON
 
 # Contract part -> robosuite composite-controller part (HYBRID_MOBILE_BASE puts the base/arm mode flag last).
 _PARTS = {"eef_delta_pos": ("right", 0), "eef_delta_rot": ("right", 3), "gripper": ("right_gripper", 0),

@@ -1,15 +1,16 @@
-"""Gymnasium front of the built-in kitchen tasks: the observation/action contract of vla.embodiments."""
+"""Gymnasium front of the built-in kitchen tasks: the observation/action contract of contract/embodiments.py."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 
+from contract.embodiments import STATE_KEY, TASK_KEY
 from envs.kitchen_env import ACTION_DIM, SimConfig
 from envs.registry import get_task
 from envs.spaces import action_space, observation_space
+from envs.tasks import TASK_CLASSES
 from envs.validation import check_action, check_cameras, check_image_size, check_render_mode
-from vla.embodiments import STATE_KEY, TASK_KEY
 
 
 class KitchenGymEnv(gym.Env):
@@ -23,8 +24,6 @@ class KitchenGymEnv(gym.Env):
 
     def __init__(self, task: str, image_size: int = 256, cameras=("left", "right", "wrist"), render: bool = True,
                  seed: int | None = None, horizon: int | None = None, render_mode: str | None = None):
-        from envs.tasks import TASK_CLASSES
-
         spec = get_task(task)
         cameras, image_size = check_cameras(cameras), check_image_size(image_size)
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])

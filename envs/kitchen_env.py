@@ -21,10 +21,10 @@ from robosuite.models.arenas import EmptyArena
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils import transform_utils as T
 
+from contract.embodiments import ROBOCASA_PANDA_OMRON
 from envs.action_layout import robosuite_permutation
 from envs.meshes import decimate_visual_meshes
 from envs.rendering import FastRenderer
-from vla.embodiments import ROBOCASA_PANDA_OMRON
 
 ARM_INIT_QPOS = (-0.016, -1.034, -0.024, -2.276, 0.039, 1.516, 0.696)  # RoboCasa's PandaOmron start pose
 CAMERA_MJCF_NAMES = {"left": "robot0_agentview_left", "right": "robot0_agentview_right", "wrist": "robot0_eye_in_hand"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vla.embodiments import did_you_mean
+from contract.lookup import check_name, lookup
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,9 @@ def list_tasks() -> list[str]:
 
 def get_task(name: str) -> TaskSpec:
     """Look a task up by name; unknown names fail with the valid ones listed."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}{did_you_mean(name, TASKS)}; valid: {', '.join(TASKS)}")
-    return TASKS[name]
+    return lookup(TASKS, name, "task")
 
 
 def check_backend(backend: str) -> str:
     """Validate a backend name."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}{did_you_mean(backend, BACKENDS)}; valid: {', '.join(BACKENDS)}")
-    return backend
+    return check_name(backend, BACKENDS, "backend")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from contract.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
 from envs.action_layout import robosuite_permutation
 from envs.registry import get_task
 from envs.spaces import action_space, observation_space
 from envs.validation import check_action
-from vla.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
 
 INSTALL_HINT = (
     "the robocasa backend needs RoboCasa v0.2 and its kitchen assets: git clone -b v0.2 "
@@ -47,7 +47,7 @@ class RoboCasaGymEnv(gym.Env):
 
     def __init__(self, task: str, image_size: int, cameras, render: bool, seed, horizon: int):
         robocasa = import_robocasa()
-        import robosuite
+        import robosuite  # here, not at the top: `import envs` imports this module and must not load robosuite
         from robosuite.controllers import load_composite_controller_config
 
         self.cameras = tuple(cameras) if render else ()

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import read_from_shared_memory
 
-from vla.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
+from contract.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
 
 # Instructions are plain English: letters, digits, spaces and sentence punctuation (RoboCasa's included).
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'\"-_()/!?"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.embodiments import CAMERA_NAMES
+from contract.lookup import check_name
+
 
 def check_action(action, dim: int) -> np.ndarray:
     """Return action as float64 (dim,), or raise a one-line ValueError naming the problem."""
@@ -20,13 +23,9 @@ def check_action(action, dim: int) -> np.ndarray:
 
 def check_cameras(cameras) -> tuple[str, ...]:
     """Return cameras as a tuple of known camera names, or raise a one-line ValueError."""
-    from vla.embodiments import CAMERA_NAMES, did_you_mean
-
     cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
     for cam in cameras:
-        if cam not in CAMERA_NAMES:
-            hint = did_you_mean(cam, CAMERA_NAMES)
-            raise ValueError(f"unknown camera {cam!r}{hint}; valid: {', '.join(CAMERA_NAMES)}")
+        check_name(cam, CAMERA_NAMES, "camera")
     return cameras
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla.embodiments import ROBOCASA_PANDA_OMRON, did_you_mean
+from contract.embodiments import ROBOCASA_PANDA_OMRON
+from contract.lookup import did_you_mean
 
 POS_SCALE, ROT_SCALE = 0.05, 0.5  # metres / radians per step at action +-1 (RoboCasa OSC_POSE)
 OPEN, CLOSE = -1.0, 1.0

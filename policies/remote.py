@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import connect
 
+from contract.embodiments import get_embodiment
 from policies.action_queue import ActionQueue, ExecutionConfig
 from policies.server import PROTOCOL, TOKEN_ENV
 from policies.wire import packb, unpackb
-from vla.embodiments import get_embodiment
 
 REQUIRED_METADATA = ("protocol", "embodiment", "cameras", "action_dim", "chunk_size", "max_request_bytes")
 
@@ -51,9 +53,6 @@ class RemotePolicy:
         self.last_timing: dict = {}
 
     def _connect(self) -> dict:
-        from websockets.exceptions import InvalidStatus, WebSocketException
-        from websockets.sync.client import connect
-
         headers = {"Authorization": f"Api-Key {self.token}"} if self.token else None
         try:
             self._ws = connect(self.url, additional_headers=headers, compression=None, max_size=64 * 2**20,
@@ -102,8 +101,6 @@ class RemotePolicy:
 
     def predict_action_chunk(self, obs: dict) -> np.ndarray:
         """(chunk, action_dim) for one observation, (B, chunk, action_dim) for a batched one; errors are one line."""
-        from websockets.exceptions import ConnectionClosed
-
         frame = packb(obs)
         limit = int(self.metadata["max_request_bytes"])
         if len(frame) > limit:

@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import numpy as np
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
+from contract.embodiments import STATE_KEY, TASK_KEY
 from policies.vla_policy import validate_observation
 from policies.wire import WireError, packb, unpackb
-from vla.embodiments import STATE_KEY, TASK_KEY
 
 log = logging.getLogger("policy_server")
 
@@ -87,8 +90,6 @@ class PolicyServer:
 
     async def run(self, on_ready=None, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set (or forever); `on_ready(self)` once listening (self.port is then the real one)."""
-        from websockets.asyncio.server import serve
-
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")  # one model call at a time
         self._batcher = asyncio.create_task(self._batch_loop())
@@ -118,8 +119,6 @@ class PolicyServer:
 
     # -- one connection --------------------------------------------------------------------------------------------
     async def _handle(self, ws) -> None:
-        from websockets.exceptions import ConnectionClosed, ConnectionClosedError
-
         peer = ws.remote_address
         log.info("client %s connected", peer)
         try:
@@ -234,8 +233,6 @@ class ServerThread:
     """A PolicyServer on its own event loop in a daemon thread: `with ServerThread(server) as s: s.port`."""
 
     def __init__(self, server: PolicyServer, start_timeout_s: float = 30.0):
-        import threading
-
         self.server = server
         self.start_timeout_s = start_timeout_s
         self._ready = threading.Event()

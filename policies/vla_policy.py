@@ -1,4 +1,8 @@
-"""The trained VLA as a Policy: checkpoint + normalizer + action-chunk execution, with checked inputs."""
+"""The trained VLA as a Policy: checkpoint + normalizer + action-chunk execution, with checked inputs.
+
+Torch-free to import: the policy server, and through it the robot-side client (policies/remote.py), import
+validate_observation from here, so torch, the checkpoint loader and the model code are imported where used.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
 from policies.action_queue import ActionQueue, ExecutionConfig
-from vla.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
 
 
 ABLATIONS = ("", "cameras", "state")

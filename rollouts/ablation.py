@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from contract.files import atomic_write_text
 from rollouts.metrics import TaskSummary
 from rollouts.report import bar_chart
-from vla.files import atomic_write_text
 
 # REFERENCE.md section 1: RoboCasa success %, Qwen3-VL-2B base backbone -> XVR backbone, 3 cameras.
 PAPER = {

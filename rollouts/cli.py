@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
+from contract.cli import ConfigError, apply_overrides, describe, parse_overrides
+from rollouts.ablation import comparison_table, write_comparison
 from rollouts.config import RolloutConfig
-from vla.cli import ConfigError, apply_overrides, describe, parse_overrides
+from rollouts.evaluate import OUTPUT_ROOT, evaluate, print_summary
+from rollouts.runner import EnvFailure, PolicyError
 
 USAGE = """usage: python rollout.py --task {TASK|all} [--checkpoint DIR] [--episodes 50] [--num-envs N]
                           [--backend builtin|robocasa] [--video] [--seed S] [--seeds K] [--image-size PX]
@@ -28,16 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(RolloutConfig()))
         return 0
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from checkpoints.format import CheckpointError
-    from rollouts.evaluate import print_summary
-    from rollouts.runner import EnvFailure, PolicyError
+    from checkpoints.format import CheckpointError  # imports torch: --help must not
 
     try:
         config = parse_args(argv)
         if config.compare:
             return _compare(config)
-        from rollouts.evaluate import evaluate
-
         evaluation = evaluate(config)
         print_summary(evaluation)
         _print_timing(evaluation)
@@ -70,11 +70,6 @@ def _print_timing(evaluation) -> None:
 
 
 def _compare(config: RolloutConfig) -> int:
-    import dataclasses
-
-    from rollouts.ablation import comparison_table, write_comparison
-    from rollouts.evaluate import OUTPUT_ROOT, evaluate
-
     if len(config.compare) != 2:
         raise ValueError(f"--compare takes exactly two checkpoints (A B); got {len(config.compare)}")
     if config.policy != "vla":

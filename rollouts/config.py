@@ -8,8 +8,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from contract.embodiments import ACTION_HORIZON
 from policies.action_queue import ExecutionConfig
-from vla.embodiments import ACTION_HORIZON
 
 
 @dataclass(frozen=True)

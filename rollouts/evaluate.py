@@ -9,16 +9,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+import envs
+from contract.embodiments import IMAGE_SIZE
+from contract.files import atomic_write_json
+from contract.lookup import did_you_mean
+from envs.robocasa_backend import import_robocasa
+from policies.remote import RemotePolicy
+from policies.vla_policy import VLAPolicy
 from rollouts.config import RolloutConfig, validate
 from rollouts.metrics import TaskSummary, summarize
 from rollouts.pool import WorkerPool
+from rollouts.ray_pool import RayPolicy, RayPool, import_ray, ray_session
 from rollouts.report import summary_table, write_report
 from rollouts.results import EpisodeKey, ResultsLog
 from rollouts.runner import EnvFailure, PolicyError, RunnerSettings, RunStats, run_episodes
 from rollouts.seeding import episode_seed
 from rollouts.worker import EpisodeSpec, WorkerSpec
-from vla.embodiments import IMAGE_SIZE, did_you_mean
-from vla.files import atomic_write_json
 
 OUTPUT_ROOT = Path("outputs/rollouts")
 SIM_EMBODIMENT = "robocasa_panda_omron"
@@ -38,8 +46,6 @@ class Evaluation:
 
 def known_tasks() -> list[str]:
     """Task names from the env registry."""
-    import envs
-
     return list(envs.list_tasks()) if hasattr(envs, "list_tasks") else list(envs.TASKS)
 
 
@@ -89,14 +95,11 @@ def load_policy(config: RolloutConfig, checkpoint: str):
     if config.policy == "expert":
         return None, "expert", "expert"
     if config.policy.startswith(("ws://", "wss://")):
-        from policies.remote import RemotePolicy
-
         remote = RemotePolicy(config.policy, execution=config.execution())
         remote.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
         served = remote.metadata.get("checkpoint") or "unnamed"
         return remote, f"{config.policy} {served}", f"remote-{Path(served).parent.name}-{Path(served).name}"
-    from checkpoints.format import CheckpointError, resolve_checkpoint
-    from policies.vla_policy import VLAPolicy
+    from checkpoints.format import CheckpointError, resolve_checkpoint  # imports torch: rollout.py --help must not
 
     try:
         path = resolve_checkpoint(checkpoint).resolve()
@@ -119,8 +122,6 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     tasks = tasks or resolve_tasks(config.task)
     validate(config, tasks)
     if config.use_ray:
-        from rollouts.ray_pool import import_ray
-
         import_ray()  # before any policy loading: a missing extra is one line, at once
     if config.backend == "robocasa" and env_factory == "envs:make":
         _check_robocasa()
@@ -187,8 +188,6 @@ def _executor(config: RolloutConfig, policy, num_workers: int, worker_spec: Work
         with WorkerPool(num_workers, worker_spec) as pool:
             yield pool, policy
         return
-    from rollouts.ray_pool import RayPolicy, RayPool, ray_session
-
     with ray_session(config.ray), RayPool(num_workers, worker_spec) as pool:
         # A policy server (ws://) is already remote; a local policy moves into actors that batch all workers.
         remote = policy is None or config.policy.startswith(("ws://", "wss://"))
@@ -202,8 +201,6 @@ def _executor(config: RolloutConfig, policy, num_workers: int, worker_spec: Work
 
 def _check_robocasa() -> None:
     """Fail here, in one line, rather than in every worker once per episode."""
-    from envs.robocasa_backend import import_robocasa
-
     try:
         import_robocasa()
     except RuntimeError as err:
@@ -232,8 +229,6 @@ class _progress:
     def __enter__(self):
         self.bar = None
         if self.enabled:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=self.total, desc=self.name, unit="ep", dynamic_ncols=True, file=sys.stderr)
         return self.update
 

@@ -6,9 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
+from checkpoints.format import CheckpointError, validate_checkpoint
+from contract.files import atomic_write_json
 from rollouts.config import RolloutConfig
+from rollouts.evaluate import evaluate
 from rollouts.metrics import TaskSummary
-from vla.files import atomic_write_json
 
 CURVE_PNG = "learning_curve.png"
 CURVE_JSON = "learning_curve.json"
@@ -16,8 +18,6 @@ CURVE_JSON = "learning_curve.json"
 
 def run_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, path) of every complete checkpoint in a run directory, oldest first."""
-    from checkpoints.format import CheckpointError, validate_checkpoint
-
     found = []
     for path in sorted(Path(run_dir).glob("checkpoint-*")):
         try:
@@ -32,8 +32,6 @@ def run_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 def learning_curve(run_dir: str | Path, config: RolloutConfig, evaluate_fn=None) -> dict:
     """Evaluate each checkpoint (results under <run>/eval/<checkpoint>, resumable) and write the curve beside the run."""
-    from rollouts.evaluate import evaluate
-
     evaluate_fn = evaluate_fn or evaluate
     run_dir = Path(run_dir)
     points = []
@@ -56,7 +54,7 @@ def _point(summary: TaskSummary) -> dict:
 
 def plot_curve(curve: dict, path: str | Path) -> Path:
     """Success (with Wilson 95% bands) per task against the training step."""
-    import matplotlib
+    import matplotlib  # about half a second to import, for a chart at the end of a run
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rollouts.worker import WorkerSpec
+from policies.vla_policy import VLAPolicy
+from rollouts.worker import EnvHost, WorkerSpec
 
 MISSING = "--ray needs Ray: .venv/bin/pip install -e '.[ray]'"
 CONNECT_TIMEOUT_S = 15.0
@@ -139,8 +140,6 @@ class EnvActor:
     """A Ray actor around an EnvHost: one env per task, kept across the episodes it is given."""
 
     def __init__(self, worker_id: int, spec: WorkerSpec):
-        from rollouts.worker import EnvHost
-
         self.host = EnvHost(worker_id, spec)
 
     def call(self, message: tuple) -> tuple:
@@ -265,8 +264,6 @@ def _first_line(err: Exception) -> str:
 
 
 def _load_vla(source: str, ablate: str):
-    from policies.vla_policy import VLAPolicy
-
     return VLAPolicy.from_checkpoint(source, ablate=ablate)  # device: the actor's GPU when it was given one
 
 

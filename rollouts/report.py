@@ -7,8 +7,10 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
+from contract.files import atomic_write_text
 from rollouts.metrics import TaskSummary, format_rate
-from vla.files import atomic_write_text
 
 
 def summary_table(summaries: dict[str, TaskSummary]) -> str:
@@ -41,11 +43,10 @@ def markdown_table(summaries: dict[str, TaskSummary]) -> str:
 
 def bar_chart(series: dict[str, dict[str, TaskSummary]], path: str | Path, title: str = "") -> Path:
     """Grouped bars (one group per task, one bar per series) with Wilson 95% error bars."""
-    import matplotlib
+    import matplotlib  # about half a second to import, for a chart at the end of a run
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     tasks = list(next(iter(series.values())).keys())
     width = 0.8 / len(series)

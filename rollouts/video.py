@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vla.embodiments import FPS, IMAGE_KEYS
+from contract.embodiments import FPS, IMAGE_KEYS
 
 _LINE = 12  # pixels per text line of the default bitmap font
 _CHAR = 6  # its approximate character width
@@ -43,7 +43,7 @@ class EpisodeVideo:
     """Streams frames to an MP4 as the episode runs (constant memory); `finish` stamps the outcome and renames."""
 
     def __init__(self, path: str | Path, instruction: str, fps: int = FPS):
-        import imageio.v2 as imageio
+        import imageio.v2 as imageio  # ~0.15 s to import, paid only when videos are recorded
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

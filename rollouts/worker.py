@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from envs import TASKS
+from rollouts.video import EpisodeVideo
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -83,9 +86,7 @@ def _task_horizon(env, task: str, override: int) -> int:
                    getattr(getattr(env, "spec", None), "max_episode_steps", None)):
         if source:
             return int(source)
-    import envs
-
-    return int(envs.TASKS[task].horizon)
+    return int(TASKS[task].horizon)
 
 
 class EnvHost:
@@ -232,8 +233,6 @@ def _reset(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expe
         expert.reset()
     video = None
     if wspec.video_dir:
-        from rollouts.video import EpisodeVideo
-
         path = Path(wspec.video_dir) / spec.task / f"seed{spec.base_seed}_ep{spec.index:04d}.mp4"
         video = EpisodeVideo(path, str(obs.get("task", spec.task)))
         video.add(obs, 0)

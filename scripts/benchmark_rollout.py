@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from contract.cli import parse_config_or_exit
 from rollouts.config import RolloutConfig  # noqa: E402
 from rollouts.evaluate import evaluate  # noqa: E402
-from vla.cli import parse_config_or_exit
 
 
 @dataclasses.dataclass(frozen=True)

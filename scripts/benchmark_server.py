@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vla.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment  # noqa: E402
+from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment  # noqa: E402
 
 
 class ZeroCostPolicy:

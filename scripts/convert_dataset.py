@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-episodes", type=int, default=None)
     args = parser.parse_args(argv)
     if args.fmt not in FORMATS:
-        from vla.embodiments import did_you_mean
+        from contract.lookup import did_you_mean
 
         print(f"error: unknown format {args.fmt!r}{did_you_mean(args.fmt, FORMATS)}; valid: {', '.join(FORMATS)}",
               file=sys.stderr)

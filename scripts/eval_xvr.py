@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vla.cli import parse_config_or_exit  # noqa: E402
+from contract.cli import parse_config_or_exit  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     print(f"XVR-Eval accuracy (%) on {cfg.data} [{cfg.split}], {len(samples)} samples; overall is over samples.")
     print(table)
     if out is not None:
-        from vla.files import atomic_write_json, atomic_write_text
+        from contract.files import atomic_write_json, atomic_write_text
 
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "table.md", table + "\n")

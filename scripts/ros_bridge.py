@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vla.cli import ConfigError, apply_overrides, describe, did_you_mean, flag_names, parse_overrides  # noqa: E402
+from contract.cli import ConfigError, apply_overrides, describe, flag_names, parse_overrides  # noqa: E402
+from contract.lookup import did_you_mean  # noqa: E402
 
 USAGE = """usage: python scripts/ros_bridge.py --policy ws://HOST:PORT --task "..." [--rate 15] [--dry-run] [--start]
        [--config bridge/ros1/franka_ros.toml] [--BRIDGE.FIELD VALUE ...]"""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vla.cli import parse_config_or_exit  # noqa: E402
+from contract.cli import parse_config_or_exit  # noqa: E402
 
 USAGE = """usage: python scripts/serve_policy.py --checkpoint DIR [--port 8000] [--host 127.0.0.1] [--device auto]
        (shared token: export XVR_POLICY_TOKEN=... here and on the client)"""

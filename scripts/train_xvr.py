@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vla.cli import parse_config_or_exit  # noqa: E402
+from contract.cli import parse_config_or_exit  # noqa: E402
 from vla.vqa.sft import SFTConfig  # noqa: E402
 
 

@@ -14,7 +14,7 @@ from bridge.geometry import Pose
 from bridge.observation import ObservationAssembler
 from bridge.scheduler import ChunkScheduler
 from bridge.supervisor import Mode, Supervisor, TransitionError
-from vla.embodiments import get_embodiment
+from contract.embodiments import get_embodiment
 
 DOWN = np.diag([1.0, -1.0, -1.0])
 START = Pose(np.array([0.40, 0.0, 0.40]), DOWN)
@@ -305,7 +305,7 @@ def test_whatever_the_policy_and_the_inputs_do_every_command_is_safe(values, cam
 
 
 def test_config_file_and_bad_settings(tmp_path):
-    from vla.cli import apply_overrides
+    from contract.cli import apply_overrides
 
     path = tmp_path / "bridge.json"
     path.write_text('{"rate_hz": 20, "safety": {"max_step_m": 0.005, "workspace_min": [0.2, -0.3, 0.1]}, '

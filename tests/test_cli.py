@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vla.cli import ConfigError, apply_overrides, describe, parse_overrides
+from contract.cli import ConfigError, apply_overrides, describe, parse_overrides
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def test_describe_lists_every_flag():
 
 
 def test_scripts_exit_with_one_line_on_a_bad_flag(capsys):
-    from vla.cli import parse_config_or_exit
+    from contract.cli import parse_config_or_exit
 
     with pytest.raises(SystemExit) as stop:
         parse_config_or_exit(Run(), ["--stpes", "3"])
@@ -82,7 +82,7 @@ class Checked:
 
 
 def test_a_configs_own_check_is_one_line_too(capsys):
-    from vla.cli import parse_config_or_exit
+    from contract.cli import parse_config_or_exit
 
     with pytest.raises(SystemExit) as stop:
         parse_config_or_exit(Checked(), ["--steps", "0"])

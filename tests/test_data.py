@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from contract.embodiments import ACTION_HORIZON, IMAGE_KEYS
 from vla.data.dataset import DataConfig, TrainingDataset, collate, open_dataset, validate_dataset
 from vla.data.normalize import Normalizer
 from vla.data.schema import DatasetSpec
@@ -20,7 +21,6 @@ from vla.data.stats import compute_stats
 from vla.data.synthetic import synthetic_episode, write_synthetic_dataset
 from vla.data.transforms import ImageAugConfig, ImageTransform
 from vla.data.writer import DatasetWriter
-from vla.embodiments import ACTION_HORIZON, IMAGE_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def test_normalizer_roundtrip_numpy_torch_and_json(tmp_path):
 
 
 def test_q01_q99_and_mean_std_modes():
-    from vla.embodiments import Embodiment, _layout
+    from contract.embodiments import Embodiment, _layout
 
     robot = Embodiment("toy", 9, ("left",), _layout(("a", 1), ("b", 1)), _layout(("a", 1), ("b", 1)),
                        {"a": "q01_q99", "b": "mean_std"}, {"a": "q01_q99", "b": "mean_std"})

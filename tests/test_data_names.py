@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from contract.embodiments import GR00T_ROBOCASA, ROBOCASA_PANDA_OMRON
 from vla.data.dataset import open_dataset, validate_dataset
 from vla.data.names import dataset_column_orders, match_names, reorder_note
 from vla.data.normalize import Normalizer
 from vla.data.synthetic import synthetic_episode, write_synthetic_dataset
-from vla.embodiments import GR00T_ROBOCASA, ROBOCASA_PANDA_OMRON
 
 ROBOT = ROBOCASA_PANDA_OMRON
 OURS = ROBOT.dim_names("action")

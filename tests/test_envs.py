@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 import envs
 from envs.robocasa_backend import INSTALL_HINT, robocasa_env_name
-from vla.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 
 IDLE = np.zeros(12, np.float32)
 IDLE[11] = -1.0  # arm mode, base still

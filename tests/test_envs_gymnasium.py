@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 import envs
 from envs import fixtures
 from envs.kitchen_env import KitchenEnv
 from envs.spaces import instruction_space, state_space
-from vla.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 
 IDLE = np.zeros(12, np.float32)
 IDLE[11] = -1.0  # arm mode, base still

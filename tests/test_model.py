@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
+from contract.embodiments import get_embodiment
 from vla.config import VLAConfig, get_preset
-from vla.embodiments import get_embodiment
 from vla.model import VLA
 
 CONFIG = get_preset("tiny")

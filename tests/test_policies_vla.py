@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from contract.embodiments import ACTION_KEY, STATE_KEY
 from policies.action_queue import ExecutionConfig
 from policies.base import ChunkPolicy
 from policies.vla_policy import VLAPolicy
 from vla.data.normalize import Normalizer
-from vla.embodiments import ACTION_KEY, STATE_KEY
 
 
 def _stats(dim, lo, hi):

@@ -12,12 +12,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.embodiments import ACTION_KEY, STATE_KEY
 from policies.remote import RemotePolicy
 from policies.server import PolicyServer, ServerThread
 from policies.vla_policy import VLAPolicy
 from policies.wire import WireError, packb, unpackb
 from vla.data.normalize import Normalizer
-from vla.embodiments import ACTION_KEY, STATE_KEY
 
 
 def _stats(dim, lo, hi):

@@ -19,7 +19,7 @@ from bridge.config import BridgeConfig, file_overrides
 from bridge.embodiment import ArmMapping
 from bridge.geometry import Pose, axis_angle_to_mat
 from bridge.ros1.launch import ros_missing
-from vla.cli import apply_overrides
+from contract.cli import apply_overrides
 
 MISSING = ros_missing()
 if MISSING and os.environ.get("CI"):

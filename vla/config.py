@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from vla.embodiments import ACTION_HORIZON, MAX_ACTION_DIM, MAX_EMBODIMENTS, MAX_STATE_DIM, did_you_mean
+from contract.embodiments import ACTION_HORIZON, MAX_ACTION_DIM, MAX_EMBODIMENTS, MAX_STATE_DIM
+from contract.lookup import check_name, did_you_mean, lookup
 
 TINY_BACKBONE = "tiny"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -33,8 +34,7 @@ class BackboneConfig:
             raise ValueError(f"select_layer must be >= 1, got {self.select_layer}")
         if self.image_size % 32 or self.image_size < 32:
             raise ValueError(f"image_size must be a positive multiple of 32 (patch 16 x merge 2), got {self.image_size}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}{did_you_mean(self.dtype, DTYPES)}; valid: {', '.join(DTYPES)}")
+        check_name(self.dtype, DTYPES, "dtype")
         if self.tune_top_llm_layers < 0:
             raise ValueError(f"tune_top_llm_layers must be >= 0, got {self.tune_top_llm_layers}")
 
@@ -153,6 +153,4 @@ PRESETS: dict[str, VLAConfig] = {
 
 def get_preset(name: str) -> VLAConfig:
     """A named preset; unknown names fail with a suggestion and the valid names."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; valid: {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return lookup(PRESETS, name, "preset")

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from contract.embodiments import Embodiment, get_embodiment
 from vla.action_head import FlowMatchingActionHead
 from vla.backbone import BackboneOutput, load_backbone
 from vla.config import VLAConfig
-from vla.embodiments import Embodiment, get_embodiment
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
+from contract.files import atomic_write_json
 from vla.tokenizer import IMAGE_TOKEN_ID, VOCAB_SIZE
 
 MANIFEST = "tiny_backbone.json"
@@ -73,7 +77,6 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 def load_tiny_dir(path: str | os.PathLike, attn_implementation: str = "sdpa"):
     """(Qwen3VLModel, manifest) from a compact tiny directory."""
-    from safetensors.torch import load_file
     from transformers import Qwen3VLConfig, Qwen3VLModel
 
     path = Path(path)
@@ -94,13 +97,6 @@ def load_tiny_dir(path: str | os.PathLike, attn_implementation: str = "sdpa"):
 
 def save_tiny_dir(model, path: str | os.PathLike, manifest: dict) -> Path:
     """Write a tiny Qwen3VLModel in the compact format (replacing `path` atomically)."""
-    import shutil
-    import tempfile
-
-    from safetensors.torch import save_file
-
-    from vla.files import atomic_write_json
-
     if "seed" not in manifest:
         raise ValueError("manifest needs the seed the embedding was built from")
     path = Path(path)

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     import rospy
 
     from bridge.config import file_overrides
-    from vla.cli import ConfigError, apply_overrides
+    from contract.cli import ConfigError, apply_overrides
 
     try:
         config = apply_overrides(BridgeConfig(), file_overrides(args.config)) if args.config else BridgeConfig()

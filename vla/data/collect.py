@@ -7,6 +7,7 @@ rejected are read back from the dataset's sidecar, so rerunning the command afte
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 from vla.data.schema import KNOWN_TASKS, DatasetSpec, check_task_names
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,6 @@ def collect(cfg: CollectConfig, log=print) -> dict:
                 inflight_per_task[job[0]] += 1
                 handle(run_episode(job[0], job[1], cfg))
         else:
-            import multiprocessing as mp
-
             # spawn: MuJoCo/EGL contexts must not be inherited through fork.
             with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
                 running = set()

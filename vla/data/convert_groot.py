@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from contract.embodiments import IMAGE_KEYS
 from vla.data.convert_robocasa import resize_frames
 from vla.data.schema import DatasetSpec, read_sidecar
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import IMAGE_KEYS
 
 # Our state parts <- GR00T modality.json state sub-keys (RoboCasa PandaOmron).
 STATE_FROM = (

@@ -4,18 +4,19 @@ name (vla.data.names); cameras by key name; images from PNG columns or from the 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
 from vla.data.convert_groot import decode_video, match_cameras, to_pm1
 from vla.data.convert_robocasa import resize_frames
 from vla.data.names import column_orders
 from vla.data.schema import DatasetSpec, read_sidecar
 from vla.data.stats import numeric_table_columns, read_parquet
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -30,8 +31,6 @@ def _episode_rows(src: Path) -> list[dict]:
 
 
 def _decode_png_column(column) -> np.ndarray:
-    import io
-
     from PIL import Image
 
     return np.stack([np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB")) for cell in column.to_pylist()])

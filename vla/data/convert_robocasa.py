@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import IMAGE_KEYS
 from vla.data.schema import DatasetSpec, read_sidecar
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import IMAGE_KEYS
 
 # robomimic observation names for our three cameras, in IMAGE_KEYS order (left, right, wrist).
 CAMERA_OBS = ("robot0_agentview_left_image", "robot0_agentview_right_image", "robot0_eye_in_hand_image")

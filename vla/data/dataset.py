@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
+from vla.data.names import column_orders, dataset_column_orders
 from vla.data.normalize import Normalizer
 from vla.data.schema import DEFAULT_REPO_ID, DatasetSpec, check_task_names, image_shape, read_sidecar, validate_info
-from vla.data.names import column_orders, dataset_column_orders
 from vla.data.stats import data_files, numeric_table_columns, read_parquet
 from vla.data.transforms import ImageAugConfig, ImageTransform
-from vla.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
 
 
 def _episode_task_names(root: Path, info: dict) -> dict[int, str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 from vla.data.schema import read_sidecar
 from vla.data.stats import load_norm_stats
-from vla.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 
 
 def _frame_images(ds, idx: int) -> list[np.ndarray]:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vla.embodiments import ACTION_KEY, STATE_KEY, Embodiment, get_embodiment
+from contract.embodiments import ACTION_KEY, STATE_KEY, Embodiment, get_embodiment
 
 WHICH = {STATE_KEY: "state", ACTION_KEY: "action"}
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla.embodiments import ACTION_KEY, STATE_KEY, Embodiment, get_embodiment
+from contract.embodiments import ACTION_KEY, STATE_KEY, Embodiment, get_embodiment
+from contract.files import atomic_write_json
 
 MODES = ("identity", "mean_std", "min_max", "q01_q99", "binary")
 _EPS = 1e-8
@@ -172,8 +173,6 @@ class Normalizer:
 
     def save(self, path: str | Path) -> None:
         """Write normalizer.json."""
-        from vla.files import atomic_write_json
-
         atomic_write_json(Path(path), self.to_dict())
 
     @classmethod

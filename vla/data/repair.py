@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contract.files import atomic_write_json
 from vla.data.schema import SIDECAR_PATH, DatasetSpec, lerobot_features, read_sidecar
-from vla.files import atomic_write_json
 from vla.data.stats import dataset_stats, write_norm_stats
 
 log = logging.getLogger(__name__)

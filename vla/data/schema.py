@@ -6,17 +6,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs.registry import TASKS
-from vla.embodiments import (
+from contract.embodiments import (
     ACTION_KEY,
     FPS,
     IMAGE_KEYS,
     IMAGE_SIZE,
     STATE_KEY,
     Embodiment,
-    did_you_mean,
     get_embodiment,
 )
+from contract.lookup import did_you_mean
+from envs.registry import TASKS
 
 # Task names and their v0.2 instructions (REFERENCE.md section 2); PnPCabToCounter's names its object.
 # The env registry is the one list of tasks (pure data: importing it loads no simulator).

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contract.embodiments import ACTION_KEY, STATE_KEY
+from contract.files import atomic_write_json
 from vla.data.schema import NORM_STATS_PATH
-from vla.files import atomic_write_json
-from vla.embodiments import ACTION_KEY, STATE_KEY
 
 STAT_NAMES = ("min", "max", "mean", "std", "q01", "q99")
 NUMERIC_KEYS = (STATE_KEY, ACTION_KEY)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import IMAGE_KEYS
 from vla.data.schema import TASK_INSTRUCTIONS, DatasetSpec
 from vla.data.writer import DatasetWriter, Episode
-from vla.embodiments import IMAGE_KEYS
 
 
 def synthetic_episode(length: int, seed: int, image_size: int = 64, task_name: str = "TurnOffMicrowave",

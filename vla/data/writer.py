@@ -20,6 +20,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
+from contract.files import atomic_write_json
 from vla.data.schema import (
     DEFAULT_REPO_ID,
     SIDECAR_PATH,
@@ -28,8 +30,6 @@ from vla.data.schema import (
     read_sidecar,
 )
 from vla.data.stats import NUMERIC_KEYS, compute_stats, read_numeric_columns, write_norm_stats
-from vla.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
-from vla.files import atomic_write_json
 
 # lerobot maps every saved episode through `datasets`, whose per-call bars would bury the collection progress bar.
 datasets.disable_progress_bars()

@@ -30,8 +30,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vla.cli import ConfigError, apply_overrides, describe, flag_names, parse_overrides
-from vla.embodiments import did_you_mean
+from contract.cli import ConfigError, apply_overrides, describe, flag_names, parse_overrides
+from contract.lookup import did_you_mean
 
 # alias -> the field it sets; giving both is fine only when they name the same thing (never a silent winner)
 ALIASES = {"dataset": "data.root", "model.backbone.name_or_path": "backbone"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from contract.lookup import lookup
 from vla.data.dataset import DataConfig
 from vla.data.transforms import ImageAugConfig
-from vla.embodiments import did_you_mean
 
 DEFAULT_DATASET = "data/demos"
 
@@ -115,6 +115,4 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 def get_train_preset(name: str) -> TrainConfig:
     """Training defaults for a model preset; unknown names fail with the valid ones."""
-    if name not in TRAIN_PRESETS:
-        raise ValueError(f"unknown preset {name!r}{did_you_mean(name, TRAIN_PRESETS)}; valid: {', '.join(TRAIN_PRESETS)}")
-    return TRAIN_PRESETS[name]
+    return lookup(TRAIN_PRESETS, name, "preset")

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from vla.files import atomic_write_text
+from contract.files import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
+from contract.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
+from contract.files import atomic_write_json
 
 
 @dataclass
@@ -46,7 +47,6 @@ def open_loop_error(policy, dataset_root: str | Path, episodes: list[int] | None
                     batch_size: int = 16, max_frames: int = 0) -> OpenLoopError:
     """Score `policy` (a VLAPolicy) on every `stride`-th frame of `episodes` (None: the held-out ones)."""
     from vla.data.dataset import open_dataset
-    from vla.embodiments import ACTION_HORIZON, FPS
 
     if episodes is None:
         episodes = held_out_episodes(dataset_root, policy.demo_seeds)
@@ -84,8 +84,6 @@ def open_loop_error(policy, dataset_root: str | Path, episodes: list[int] | None
 
 
 def save_error(result: OpenLoopError, path: str | Path) -> None:
-    from vla.files import atomic_write_json
-
     atomic_write_json(Path(path), {"mse": result.mse, "per_part": result.per_part, "frames": result.frames,
                                    "episodes": result.episodes})
 

@@ -7,6 +7,7 @@ config). Only the main process writes checkpoints and logs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import signal
 import sys
@@ -25,6 +26,7 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
+from contract.embodiments import IMAGE_KEYS, get_embodiment
 from vla.train.config import TrainConfig
 from vla.train.logger import RunLogger, plot_loss
 from vla.train.preflight import Plan
@@ -129,7 +131,6 @@ class Workspace:
 
     def _checkpoint_config(self, model, normalizer, step: int, dataset_len: int, includes_backbone: bool,
                            backbone_fp: str, loss: float | None) -> dict:
-        from vla.embodiments import get_embodiment
         import transformers
 
         robot = get_embodiment(self.cfg.data.embodiment)
@@ -343,8 +344,6 @@ class Workspace:
 
 def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
     """Simulator seeds of the episodes this run trains on, per task (checkpoints record them for held-out eval)."""
-    import json
-
     from vla.data.dataset import episode_seeds, select_episodes
 
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
@@ -352,10 +351,6 @@ def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
 
 
 def _dataset_image_size(root: Path) -> int | None:
-    import json
-
-    from vla.embodiments import IMAGE_KEYS
-
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
     shape = info["features"][IMAGE_KEYS[0]]["shape"]
     return int(shape[0] if shape[-1] == 3 else shape[1])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla.embodiments import CAMERA_NAMES, TASK_KEY
+from contract.embodiments import CAMERA_NAMES, TASK_KEY
 from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
 
 QUESTION_TASKS = ("point", "target", "offset")

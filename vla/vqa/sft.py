@@ -9,6 +9,7 @@ few dozen; pretrained backbones use their full vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contract.files import atomic_write_json
 from vla.vqa.format import VQASample
 
 ASSISTANT_PREFIX = "<|im_start|>assistant\n"
@@ -387,10 +389,6 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
 
 def save_vlm(model: VLM, out: Path, cfg: SFTConfig, history: list[dict], manifest_extra: dict) -> Path:
     """Compact directory for the tiny model, a Qwen3-VL directory (weights, config, processor) otherwise."""
-    import dataclasses
-
-    from vla.files import atomic_write_json
-
     if model.is_tiny:
         from vla.tiny_qwen import save_tiny_dir
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import types
 import typing
 from typing import Any
 
-from vla.embodiments import did_you_mean
+from contract.lookup import did_you_mean
 
 
 class ConfigError(ValueError):
@@ -131,8 +132,6 @@ def describe(config: Any) -> str:
 
 def parse_config_or_exit(config: Any, argv: list[str], usage: str = "") -> Any:
     """`config` with argv applied; --help prints usage and every flag, a bad flag exits 2 with one line."""
-    import sys
-
     if any(a in ("-h", "--help") for a in argv):
         print(f"{usage.strip()}\n\nevery option (current value):\n{describe(config)}" if usage else describe(config))
         raise SystemExit(0)

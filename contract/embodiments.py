@@ -6,8 +6,9 @@ here, so a layout is declared once.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
+
+from contract.lookup import lookup
 
 FPS = 20
 ACTION_HORIZON = 16
@@ -176,16 +177,6 @@ FRANKA_PANDA = Embodiment(
 EMBODIMENTS: dict[str, Embodiment] = {e.name: e for e in (ROBOCASA_PANDA_OMRON, FRANKA_PANDA)}
 
 
-def did_you_mean(name: str, choices) -> str:
-    """' (did you mean X?)' when a close match exists, else ''."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def get_embodiment(name: str) -> Embodiment:
     """Look an embodiment up by name; unknown names fail with the valid ones listed."""
-    if name not in EMBODIMENTS:
-        raise ValueError(
-            f"unknown embodiment {name!r}{did_you_mean(name, EMBODIMENTS)}; valid: {', '.join(EMBODIMENTS)}"
-        )
-    return EMBODIMENTS[name]
+    return lookup(EMBODIMENTS, name, "embodiment")

@@ -1,0 +1,28 @@
+"""Look a name up in a registry; an unknown name fails in one line with the closest match and the valid names."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, choices) -> str:
+    """' (did you mean X?)' when a close match exists, else ''."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_name(name: str, choices: Iterable[str], what: str) -> str:
+    """`name` when it is one of `choices`; else ValueError("unknown {what} 'x' (did you mean 'y'?); valid: a, b")."""
+    choices = list(choices)
+    if name not in choices:
+        raise ValueError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; valid: {', '.join(choices)}")
+    return name
+
+
+def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
+    """registry[name], or check_name's one-line error."""
+    return registry[check_name(name, registry, what)]

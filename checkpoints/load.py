@@ -11,7 +11,7 @@ from vla.config import VLAConfig
 from vla.data.normalize import Normalizer
 from vla.data.transforms import ImageAugConfig, ImageTransform
 from vla.model import VLA
-from vla.train.weights import backbone_prefixes, find_backbone, weights_fingerprint
+from vla.weights import load_saved_weights
 
 
 def eval_image_transform(config: dict):
@@ -34,30 +34,10 @@ def load_policy_checkpoint(path: str | Path, device: str | torch.device = "cpu")
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path}: config or normalizer does not fit this code ({err})") from None
     model = VLA(model_config)
-    weights = read_weights(path / "model.safetensors")
     try:
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-    except RuntimeError as err:  # size mismatches: name the first one only
-        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
-        raise CheckpointError(f"checkpoint {path} does not match its model config: {detail}") from None
-    if not config.get("weights", {}).get("includes_backbone", True):
-        prefixes = backbone_prefixes(model)
-        missing = [k for k in missing if not any(k.startswith(p) for p in prefixes)]
-    if missing or unexpected:
-        example = (missing + unexpected)[0]
-        raise CheckpointError(
-            f"checkpoint {path} does not match its model config: {len(missing)} missing and {len(unexpected)} "
-            f"unexpected weights (e.g. {example})"
-        )
-    expected_fp = config.get("backbone", {}).get("fingerprint")
-    backbone = find_backbone(model)
-    if expected_fp and backbone is not None and not config["weights"].get("includes_backbone", True):
-        actual = weights_fingerprint(backbone)
-        if actual != expected_fp:
-            raise CheckpointError(
-                f"checkpoint {path}: backbone {config['backbone']['source']!r} has different weights from the ones "
-                f"the head was trained on (fingerprint {actual} != {expected_fp})"
-            )
+        load_saved_weights(model, read_weights(path / "model.safetensors"), config, where=f"checkpoint {path}")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
     return model.to(device).eval(), config, normalizer
 
 

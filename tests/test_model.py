@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from contract.embodiments import get_embodiment
 from vla.config import VLAConfig, get_preset
@@ -98,8 +99,8 @@ def test_a_training_step_reduces_the_loss_on_a_fixed_batch():
 def test_save_load_roundtrip_gives_identical_outputs(model, tmp_path):
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
-    assert VLAConfig.from_dict({k: v for k, v in json.loads((tmp_path / "config.json").read_text()).items()
-                                if k != "model_type"}) == CONFIG
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert VLAConfig.from_dict(saved["model"]) == CONFIG
     loaded = VLA.from_pretrained(tmp_path).eval()
     batch = make_batch()
     a = model.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7))
@@ -107,14 +108,38 @@ def test_save_load_roundtrip_gives_identical_outputs(model, tmp_path):
     assert torch.equal(a, b)
 
 
+def test_a_frozen_backbone_is_not_saved_but_fingerprinted(model, tmp_path):
+    # The rule training checkpoints follow too: the frozen backbone is rebuilt from its config and checked.
+    model.save_pretrained(tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    assert set(stored) == {f"head.{k}" for k in model.head.state_dict()}
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["weights"] == {"includes_backbone": False}
+    saved["backbone"]["fingerprint"] = "0" * 16  # as if the backbone's files had changed since saving
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="has different weights from the ones the head was trained on"):
+        VLA.from_pretrained(tmp_path)
+
+
+def test_a_tuned_backbone_is_saved_whole(tmp_path):
+    torch.manual_seed(0)
+    tuned = VLA(CONFIG.replace(backbone=dataclasses.replace(CONFIG.backbone, tune_top_llm_layers=1))).eval()
+    tuned.save_pretrained(tmp_path)
+    assert set(load_file(tmp_path / "model.safetensors")) == set(tuned.state_dict())
+    loaded = VLA.from_pretrained(tmp_path).eval()
+    batch = make_batch()
+    a = tuned.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, loaded.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7)))
+
+
 def test_loading_partial_or_mismatched_saves_fails_in_one_line(model, tmp_path):
     with pytest.raises(ValueError, match="missing config.json"):
         VLA.from_pretrained(tmp_path)
     model.save_pretrained(tmp_path)
     data = json.loads((tmp_path / "config.json").read_text())
-    data["head"]["num_layers"] = 4
+    data["model"]["head"]["num_layers"] = 4
     (tmp_path / "config.json").write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="does not match its config"):
+    with pytest.raises(ValueError, match="does not match its model config"):
         VLA.from_pretrained(tmp_path)
 
 

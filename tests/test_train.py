@@ -19,6 +19,7 @@ from checkpoints.format import CheckpointError, list_checkpoints
 from vla.data.schema import DatasetSpec
 from vla.data.synthetic import synthetic_episode
 from vla.data.writer import DatasetWriter
+from vla.model import VLA
 from vla.train.cli import main, parse_args
 from vla.train.logger import read_metrics
 from vla.train.preflight import plan_run
@@ -89,6 +90,34 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_checkpoint(dataset, tmp
     torch.manual_seed(0)
     assert torch.equal(model.predict_action_chunk(batch), expected)
     assert normalizer.to_dict() == json.loads((result.checkpoint / "normalizer.json").read_text())
+
+
+def safetensors_content(directory):
+    """(parsed header, tensor bytes) of model.safetensors: the file up to the order of the header's JSON keys, which
+    safetensors does not fix."""
+    raw = (directory / "model.safetensors").read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + size]), raw[8 + size:]
+
+
+def test_save_pretrained_writes_the_weights_a_training_checkpoint_holds(dataset, tmp_path):
+    # One rule for which weights a saved model holds: the same model gives the same weight file both ways.
+    workspace, result = train(args(dataset, tmp_path / "runs", "--steps", 2))
+    trained = workspace.model.eval()
+    trained.save_pretrained(tmp_path / "model")
+    assert safetensors_content(tmp_path / "model") == safetensors_content(result.checkpoint)
+
+    images = torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    batch = {"images": images, "instruction": ["press the stop button on the microwave"] * 2,
+             "state": torch.zeros(2, 16), "embodiment": "robocasa_panda_omron"}
+
+    def chunk(model):
+        return model.eval().predict_action_chunk(batch, generator=torch.Generator().manual_seed(1))
+
+    expected = chunk(trained)
+    for loaded in (VLA.from_pretrained(tmp_path / "model"), VLA.from_pretrained(result.checkpoint),
+                   load_policy_checkpoint(result.checkpoint)[0]):
+        assert torch.equal(chunk(loaded), expected)
 
 
 def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path):

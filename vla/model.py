@@ -7,16 +7,15 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from checkpoints.format import CONFIG_FILE, FORMAT as CHECKPOINT_FORMAT, WEIGHTS_FILE, read_weights, write_weights
 from contract.embodiments import Embodiment, get_embodiment
 from vla.action_head import FlowMatchingActionHead
 from vla.backbone import BackboneOutput, load_backbone
 from vla.config import VLAConfig
+from vla.weights import load_saved_weights, weights_fingerprint, weights_to_save
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 MODEL_TYPE = "xvr_vla"
 
 
@@ -133,50 +132,46 @@ class VLA(nn.Module):
 
     # ---- model-only save / load ----
 
-    def _weights_to_save(self) -> dict[str, torch.Tensor]:
-        if self.config.backbone.is_tiny:
-            names = None  # the whole model: the tiny backbone is small and may have been tuned
-        else:
-            # A pretrained backbone is reloaded from its path; only the parts we trained are ours to store.
-            names = {f"head.{k}" for k in self.head.state_dict()}
-            names |= {f"backbone.{n}" for n, p in self.backbone.named_parameters() if p.requires_grad}
-        return {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if names is None or k in names}
-
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write config.json + model.safetensors into directory (each file replaced atomically)."""
+        """Write config.json + model.safetensors into directory (each file replaced atomically).
+
+        The weights are chosen and written as a training checkpoint's (vla/weights.py), so the two files agree.
+        """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        weights_tmp = out / f".{WEIGHTS_NAME}.tmp"
-        save_file(self._weights_to_save(), str(weights_tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
-        config_tmp = out / f".{CONFIG_NAME}.tmp"
-        config_tmp.write_text(json.dumps({"model_type": MODEL_TYPE, **self.config.to_dict()}, indent=2))
+        weights, includes_backbone = weights_to_save(self, self.state_dict())
+        config = {
+            "model_type": MODEL_TYPE,
+            "model": self.config.to_dict(),
+            "backbone": {"source": self.config.backbone.name_or_path,
+                         "fingerprint": weights_fingerprint(self.backbone)},
+            "weights": {"includes_backbone": includes_backbone},
+        }
+        weights_tmp = out / f".{WEIGHTS_FILE}.tmp"
+        write_weights(weights_tmp, weights)
+        config_tmp = out / f".{CONFIG_FILE}.tmp"
+        config_tmp.write_text(json.dumps(config, indent=2))
         # weights first: a config.json never points at weights that were not fully written
-        os.replace(weights_tmp, out / WEIGHTS_NAME)
-        os.replace(config_tmp, out / CONFIG_NAME)
+        os.replace(weights_tmp, out / WEIGHTS_FILE)
+        os.replace(config_tmp, out / CONFIG_FILE)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> VLA:
-        """Rebuild from save_pretrained output; missing files or mismatched weights are one-line errors."""
+        """Rebuild from save_pretrained output (or a training checkpoint's model); missing files or mismatched
+        weights are one-line errors."""
         path = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (path / name).is_file():
                 raise ValueError(f"{path} is not a saved VLA model: missing {name}")
-        data = json.loads((path / CONFIG_NAME).read_text())
-        if data.pop("model_type", None) != MODEL_TYPE:
-            raise ValueError(f"{path / CONFIG_NAME} is not a VLA config (model_type != {MODEL_TYPE!r})")
-        model = cls(VLAConfig.from_dict(data), device=device)
-        state = load_file(str(path / WEIGHTS_NAME), device=str(device))
-        expected = model._weights_to_save().keys()
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(model.state_dict()))
-        if missing or unexpected:
-            raise ValueError(
-                f"{path / WEIGHTS_NAME} does not match its config: {len(missing)} missing (e.g. {missing[:2]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-            )
-        try:
-            model.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # shape mismatches
-            raise ValueError(f"{path / WEIGHTS_NAME} does not match its config: {str(err).splitlines()[-1].strip()}") from None
+        saved = json.loads((path / CONFIG_FILE).read_text())
+        if saved.get("model_type") != MODEL_TYPE and saved.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path / CONFIG_FILE} is not a VLA config (model_type != {MODEL_TYPE!r})")
+        if "model" not in saved:
+            # Saved before save_pretrained followed the checkpoint rule: the model config at the top level, and for a
+            # tiny backbone every weight, for any other only the head and the tuned parts (no fingerprint to check).
+            saved = {"model": saved, "weights": {"includes_backbone": VLAConfig.from_dict(saved).backbone.is_tiny}}
+        model = cls(VLAConfig.from_dict(saved["model"]), device=device)
+        load_saved_weights(model, read_weights(path / WEIGHTS_FILE), saved, where=str(path / WEIGHTS_FILE))
         return model
 
 

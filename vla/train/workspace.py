@@ -33,7 +33,7 @@ from vla.train.preflight import Plan
 from vla.train.rng import capture_rng, restore_rng
 from vla.train.sampling import SeededSamples, StepBatchSampler
 from vla.train.schedule import make_scheduler
-from vla.train.weights import backbone_prefixes, find_backbone, weights_fingerprint, weights_to_save
+from vla.weights import backbone_prefixes, find_backbone, weights_fingerprint, weights_to_save
 
 MODEL_KEYS = ("images", "instruction", "state", "action", "action_is_pad", "backbone_features",
               "backbone_attention_mask", "backbone_image_mask")

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contract.embodiments import get_embodiment  # noqa: E402
 from vla.action_head import FlowMatchingActionHead  # noqa: E402
 from vla.backbone import QwenVLBackbone, load_backbone, resolve_dtype  # noqa: E402
-from vla.config import PRESETS, ActionHeadConfig, get_preset  # noqa: E402
+from vla.config import ActionHeadConfig  # noqa: E402
 from vla.flow_matching import euler_sample  # noqa: E402
+from vla.presets import PRESETS, get_preset  # noqa: E402
 from vla.tokenizer import IMAGE_TOKEN_ID, VOCAB_SIZE, build_processor, load_qwen_tokenizer  # noqa: E402
 
 REFERENCE_HEAD_PARAMS = 1.07e9  # REFERENCE.md section 3: DiT ~550 M, VL self-attention ~201 M, the rest encoders

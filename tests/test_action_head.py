@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from vla.action_head import FlowMatchingActionHead
-from vla.config import ActionHeadConfig, get_preset
+from vla.config import ActionHeadConfig
 from vla.flow_matching import euler_sample, masked_mse, sample_time, time_bucket
+from vla.presets import get_preset
 
 CFG = get_preset("tiny").head
 

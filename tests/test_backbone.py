@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from vla.backbone import _build_tiny, load_backbone
-from vla.config import BackboneConfig, get_preset
+from vla.config import BackboneConfig
+from vla.presets import get_preset
 from vla.tokenizer import IMAGE_TOKEN_ID, VISION_END_ID, VISION_START_ID, load_qwen_tokenizer
 
 CFG = get_preset("tiny").backbone  # 4-layer tiny Qwen3-VL cut at 3, 64x64 views

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from contract.embodiments import get_embodiment
-from vla.config import VLAConfig, get_preset
+from vla.config import VLAConfig
 from vla.model import VLA
+from vla.presets import get_preset
 
 CONFIG = get_preset("tiny")
 PANDA = get_embodiment("franka_panda")

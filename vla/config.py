@@ -1,4 +1,5 @@
-"""Model configuration: frozen dataclasses for the backbone, the action head and the whole VLA, plus named presets.
+"""Model configuration: frozen dataclasses for the backbone, the action head and the whole VLA (named presets:
+vla/presets.py).
 
 Torch-free so CLIs, data code and checkpoint validation can read a config without importing the model.
 """
@@ -9,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from contract.embodiments import ACTION_HORIZON, MAX_ACTION_DIM, MAX_EMBODIMENTS, MAX_STATE_DIM
-from contract.lookup import check_name, did_you_mean, lookup
+from contract.lookup import check_name, did_you_mean
 
 TINY_BACKBONE = "tiny"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -118,39 +119,3 @@ def _build(cls, data: dict):
         key = sorted(unknown)[0]
         raise ValueError(f"unknown {cls.__name__} field {key!r}{did_you_mean(key, names)}; valid: {', '.join(sorted(names))}")
     return cls(**data)
-
-
-# The tiny Qwen3-VL (vla/backbone.py) has text width 128 and 4 layers; cutting at 3 exercises the truncation.
-_TINY_BACKBONE = BackboneConfig(name_or_path=TINY_BACKBONE, select_layer=3, image_size=64)
-
-PRESETS: dict[str, VLAConfig] = {
-    # Tests: everything small, a few hundred K head parameters.
-    "tiny": VLAConfig(
-        backbone=_TINY_BACKBONE,
-        head=ActionHeadConfig(
-            backbone_dim=128, input_embedding_dim=64, hidden_size=64, num_layers=2, num_heads=4, head_dim=16,
-            vl_layers=1, vl_heads=4, vl_head_dim=32, timestep_embed_dim=32, num_future_tokens=4, max_seq_len=32,
-            num_embodiments=4, dropout=0.0,
-        ),
-    ),
-    # The CPU main job: the tiny Qwen3-VL at 128 px (16 tokens per view), all 4 layers (the pretrained tiny backbone
-    # answers grounding questions from its last layer), and a head of a few M parameters that trains in minutes.
-    "small": VLAConfig(
-        backbone=dataclasses.replace(_TINY_BACKBONE, image_size=128, select_layer=4),
-        head=ActionHeadConfig(
-            backbone_dim=128, input_embedding_dim=256, hidden_size=256, num_layers=4, num_heads=8, head_dim=32,
-            vl_layers=2, vl_heads=4, vl_head_dim=32, timestep_embed_dim=128, num_future_tokens=8, max_seq_len=64,
-            num_embodiments=4, dropout=0.1,
-        ),
-    ),
-    # Full size (REFERENCE.md sections 3-4): Qwen3-VL-2B cut at layer 12 as in N1.5, the N1.5 head.
-    "groot-n1.5": VLAConfig(
-        backbone=BackboneConfig(name_or_path="Qwen/Qwen3-VL-2B-Instruct", select_layer=12, image_size=224),
-        head=ActionHeadConfig(),
-    ),
-}
-
-
-def get_preset(name: str) -> VLAConfig:
-    """A named preset; unknown names fail with a suggestion and the valid names."""
-    return lookup(PRESETS, name, "preset")

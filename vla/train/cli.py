@@ -52,8 +52,7 @@ def _same_choice(target: str, a: str, b: str) -> bool:
 
 def usage() -> str:
     """The --help text: the docstring plus every flag with its default for the default preset."""
-    from vla.config import get_preset
-    from vla.train.config import get_train_preset
+    from vla.presets import get_preset, get_train_preset
 
     train = get_train_preset("small")
     model_lines = describe(get_preset("small")).replace("  --", f"  --{MODEL_PREFIX}")
@@ -62,8 +61,7 @@ def usage() -> str:
 
 def parse_args(argv: list[str]):
     """argv -> (TrainConfig, VLAConfig with --model.* overrides or None)."""
-    from vla.config import get_preset
-    from vla.train.config import get_train_preset
+    from vla.presets import get_preset, get_train_preset
 
     overrides = parse_overrides(argv)
     for alias, target in ALIASES.items():

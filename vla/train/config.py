@@ -1,13 +1,12 @@
-"""Training configuration: frozen dataclasses, one training preset per model preset (GR00T N1.5 recipe by default)."""
+"""Training configuration: frozen dataclasses, GR00T N1.5's fine-tuning recipe by default (named presets:
+vla/presets.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
-from contract.lookup import lookup
 from vla.data.dataset import DataConfig
-from vla.data.transforms import ImageAugConfig
 
 DEFAULT_DATASET = "data/demos"
 
@@ -44,6 +43,9 @@ class CollectConfig:
     workers: int = 2  # simulation processes
 
 
+# Why cpu_threads defaults to 1: on the 2-core machine the project targets, two intra-op threads made a head step
+# 5-8x slower than one whenever anything else ran (thread oversubscription); the data-loader worker uses the other
+# core. Set --cpu-threads 0 on a dedicated many-core machine.
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. `preset` names the model preset; model fields are set with --model.<field>."""
@@ -85,34 +87,3 @@ class TrainConfig:
         """JSON-able nested dict."""
         return dataclasses.asdict(self)
 
-
-# Why cpu_threads defaults to 1: on the 2-core machine the project targets, two intra-op threads made a head step
-# 5-8x slower than one whenever anything else ran (thread oversubscription); the data-loader worker uses the other
-# core. Set --cpu-threads 0 on a dedicated many-core machine.
-# Why the CPU presets (tiny, small) leave the recipe: they must train in minutes on 2 cores. lr 1e-3 instead of 1e-4
-# because a randomly initialised head gets only a few thousand steps. The `small` preset (the CPU main job) uses the
-# shipped tiny backbone pretrained on simulator grounding questions (checkpoints/pretrained/tiny-grounded), frozen,
-# with its features computed once (--cache-features): the head step then dominates, so two threads and no image
-# augmentation (the cache holds un-augmented full frames, as the backbone saw them in pretraining). Measurements
-# behind these choices: README, "What the CPU main job learns".
-TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig(
-        preset="tiny", steps=200, batch_size=8, save_every=100, optim=OptimConfig(lr=1e-3),
-        data=DataConfig(root=DEFAULT_DATASET, augment=ImageAugConfig(resize=None)),
-    ),
-    "small": TrainConfig(
-        preset="small", backbone="tiny-grounded", steps=5000, batch_size=16, save_every=1000, keep_last=5,
-        cpu_threads=2, cache_features=True, optim=OptimConfig(lr=1e-3),
-        data=DataConfig(root=DEFAULT_DATASET, augment=ImageAugConfig(crop_scale=1.0, resize=None)),
-    ),
-    # GPU recipe: batch 32 per GPU, 20k steps, images resized to 224 and jittered.
-    "groot-n1.5": TrainConfig(
-        preset="groot-n1.5", backbone="qwen3-vl-2b", steps=20_000, batch_size=32, save_every=2_000,
-        log_every=50, num_workers=8,
-    ),
-}
-
-
-def get_train_preset(name: str) -> TrainConfig:
-    """Training defaults for a model preset; unknown names fail with the valid ones."""
-    return lookup(TRAIN_PRESETS, name, "preset")

@@ -20,7 +20,8 @@ from checkpoints.format import (
     list_checkpoints,
     validate_checkpoint,
 )
-from vla.config import VLAConfig, get_preset
+from vla.config import VLAConfig
+from vla.presets import get_preset
 from vla.train.config import DEFAULT_DATASET, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ import torch
 
 from checkpoints import find_latest, load_policy_checkpoint
 from checkpoints.format import CheckpointError, list_checkpoints
-from vla.data.schema import DatasetSpec
+from contract.spec import ObservationSpec
 from vla.data.synthetic import synthetic_episode
 from vla.data.writer import DatasetWriter
 from vla.train.cli import main, parse_args
@@ -42,7 +42,7 @@ def learnable_episode(i: int):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("train-ds") / "demos"
-    with DatasetWriter(root, DatasetSpec(image_size=64), source="synthetic") as writer:
+    with DatasetWriter(root, ObservationSpec(image_size=64), source="synthetic") as writer:
         for i in range(3):
             writer.add_episode(learnable_episode(i))
     return root

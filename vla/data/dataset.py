@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from contract.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
+from contract.spec import ObservationSpec
 from vla.data.names import column_orders, dataset_column_orders
 from vla.data.normalize import Normalizer
-from vla.data.schema import DEFAULT_REPO_ID, DatasetSpec, check_task_names, image_shape, read_sidecar, validate_info
+from vla.data.schema import DEFAULT_REPO_ID, check_task_names, image_shape, read_sidecar, validate_info
 from vla.data.stats import data_files, numeric_table_columns, read_parquet
 from vla.data.transforms import ImageAugConfig, ImageTransform
 
@@ -46,7 +47,7 @@ def validate_dataset(root: str | Path, embodiment: str = "robocasa_panda_omron",
         raise ValueError(f"{info_path}: not valid JSON ({e})") from None
     if info.get("codebase_version") != "v3.0":
         raise ValueError(f"{info_path}: codebase_version is {info.get('codebase_version')!r}, expected 'v3.0'")
-    validate_info(info, DatasetSpec(embodiment=embodiment, fps=fps), where=str(root))
+    validate_info(info, ObservationSpec(embodiment=embodiment, fps=fps), where=str(root))
     column_orders(info, embodiment, where=str(info_path))  # names must map onto the layout
     if info.get("total_episodes", 0) == 0:
         raise ValueError(f"{root}: dataset has no episodes")

@@ -77,7 +77,8 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_checkpoint(dataset, tmp
 
     # Round trip: the reloaded policy predicts exactly what the trained one does.
     model, config, normalizer = load_policy_checkpoint(result.checkpoint)
-    assert config["embodiment"] == "robocasa_panda_omron" and config["image_size"] == 64
+    assert config["observation"] == {"embodiment": "robocasa_panda_omron", "cameras": ["left", "right", "wrist"],
+                                     "image_size": 64, "action_horizon": 16, "fps": 20}
     trained = workspace.model.eval()
     batch = {
         "images": torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8),

@@ -16,9 +16,9 @@ import gymnasium as gym
 from envs.gym_registration import NAMESPACE, gym_id, register_tasks
 from envs.registry import BACKENDS, TASKS, TaskSpec, check_backend, get_task, list_tasks
 from envs.robocasa_backend import RoboCasaGymEnv
-from envs.validation import check_cameras, check_image_size
+from contract.spec import ObservationSpec
 
-__all__ = ["BACKENDS", "NAMESPACE", "TASKS", "TaskSpec", "list_tasks", "get_task", "gym_id", "make"]
+__all__ = ["BACKENDS", "NAMESPACE", "TASKS", "TaskSpec", "list_tasks", "get_task", "gym_id", "make", "env_spec"]
 
 register_tasks()
 
@@ -39,22 +39,31 @@ def _quiet_robosuite_setup(record: logging.LogRecord) -> bool:
 logging.getLogger("robosuite_logs").addFilter(_quiet_robosuite_setup)
 
 
-def make(task: str, backend: str = "builtin", *, image_size: int = 256, cameras=("left", "right", "wrist"),
-         render: bool = True, seed: int | None = None, horizon: int | None = None, render_mode: str | None = None):
+def env_spec(spec: ObservationSpec | None = None, image_size: int | None = None, cameras=None) -> ObservationSpec:
+    """The spec an env renders: `spec` (default: the contract's), with image_size / cameras replaced when given."""
+    spec = spec or ObservationSpec()
+    changes = {k: v for k, v in (("image_size", image_size), ("cameras", cameras)) if v is not None}
+    return spec.replace(**changes) if changes else spec
+
+
+def make(task: str, backend: str = "builtin", *, spec: ObservationSpec | None = None, image_size: int | None = None,
+         cameras=None, render: bool = True, seed: int | None = None, horizon: int | None = None,
+         render_mode: str | None = None):
     """Build a gymnasium env for a task: obs keys observation.images.{cam}, observation.state, task.
 
-    It truncates itself at `horizon` (default: the task's). gymnasium.make(gym_id(task)) builds the same env,
-    truncated by Gymnasium's TimeLimit instead; with the same seeds both give the same episodes.
+    `spec` sets the cameras and the image size (default: the contract's); `image_size` and `cameras` replace its
+    fields. It truncates itself at `horizon` (default: the task's). gymnasium.make(gym_id(task)) builds the same
+    env, truncated by Gymnasium's TimeLimit instead; with the same seeds both give the same episodes.
     """
-    spec = get_task(task)
+    task_spec = get_task(task)
     check_backend(backend)
-    cameras, image_size = check_cameras(cameras), check_image_size(image_size)
-    horizon = int(horizon or spec.horizon)
+    spec = env_spec(spec, image_size, cameras)
+    horizon = int(horizon or task_spec.horizon)
     if backend == "robocasa":
-        return RoboCasaGymEnv(task, image_size, cameras, render, seed, horizon)
+        return RoboCasaGymEnv(task, spec, render, seed, horizon)
     from envs.gym_env import KitchenGymEnv  # robosuite and mujoco: `import envs` (the task registry) stays light
 
-    kwargs = dict(task=task, image_size=image_size, cameras=cameras, render=render, seed=seed)
+    kwargs = dict(task=task, image_size=spec.image_size, cameras=spec.cameras, render=render, seed=seed)
     env = KitchenGymEnv(**kwargs, horizon=horizon, render_mode=render_mode)
     # The registered spec with this env's arguments, so env.spec.make(...) (as check_env does) rebuilds it.
     env.spec = dataclasses.replace(gym.spec(gym_id(task)), kwargs=kwargs, max_episode_steps=horizon)

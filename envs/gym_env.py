@@ -5,12 +5,13 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from contract.embodiments import STATE_KEY, TASK_KEY
+from contract.embodiments import CAMERA_NAMES, FPS, IMAGE_SIZE, STATE_KEY, TASK_KEY
+from contract.spec import ObservationSpec
 from envs.kitchen_env import ACTION_DIM, SimConfig
 from envs.registry import get_task
 from envs.spaces import action_space, observation_space
 from envs.tasks import TASK_CLASSES
-from envs.validation import check_action, check_cameras, check_image_size, check_render_mode
+from envs.validation import check_action, check_render_mode
 
 
 class KitchenGymEnv(gym.Env):
@@ -20,12 +21,14 @@ class KitchenGymEnv(gym.Env):
     that step; gymnasium.make leaves it None and truncates with its TimeLimit (max_episode_steps) instead.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}  # 20 Hz control
+    metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}  # the control rate
 
-    def __init__(self, task: str, image_size: int = 256, cameras=("left", "right", "wrist"), render: bool = True,
+    def __init__(self, task: str, image_size: int = IMAGE_SIZE, cameras=CAMERA_NAMES, render: bool = True,
                  seed: int | None = None, horizon: int | None = None, render_mode: str | None = None):
         spec = get_task(task)
-        cameras, image_size = check_cameras(cameras), check_image_size(image_size)
+        # Gymnasium passes image_size and cameras as kwargs (gymnasium.make(id, image_size=64)); the spec checks them.
+        self.observation_spec = ObservationSpec(image_size=image_size, cameras=cameras)
+        cameras, image_size = self.observation_spec.cameras, self.observation_spec.image_size
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         if render_mode is not None and not (render and cameras):
             raise ValueError(f"render_mode={render_mode!r} needs camera images: pass render=True and a camera")

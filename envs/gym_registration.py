@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from contract.embodiments import CAMERA_NAMES, IMAGE_SIZE
 from envs.registry import TASKS
 
 NAMESPACE = "xvr_vla"
@@ -25,5 +26,5 @@ def register_tasks() -> None:
             id=gym_id(name),
             entry_point=ENTRY_POINT,
             max_episode_steps=spec.horizon,
-            kwargs={"task": name, "image_size": 256, "cameras": ("left", "right", "wrist")},
+            kwargs={"task": name, "image_size": IMAGE_SIZE, "cameras": CAMERA_NAMES},
         )

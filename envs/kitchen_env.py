@@ -21,7 +21,7 @@ from robosuite.models.arenas import EmptyArena
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils import transform_utils as T
 
-from contract.embodiments import ROBOCASA_PANDA_OMRON
+from contract.embodiments import CAMERA_NAMES, IMAGE_SIZE, ROBOCASA_PANDA_OMRON
 from envs.action_layout import robosuite_permutation
 from envs.meshes import decimate_visual_meshes
 from envs.rendering import FastRenderer
@@ -45,8 +45,8 @@ class Landmark:
 class SimConfig:
     """Everything that shapes one built-in env instance."""
 
-    image_size: int = 256
-    cameras: tuple[str, ...] = ("left", "right", "wrist")
+    image_size: int = IMAGE_SIZE
+    cameras: tuple[str, ...] = CAMERA_NAMES
     render: bool = True
     horizon: int = 500
     arm_init_noise: float = 0.02  # rad, per joint, N(0, sigma) as in RoboCasa

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from contract.embodiments import ROBOCASA_PANDA_OMRON, STATE_KEY, TASK_KEY
+from contract.spec import ObservationSpec
 from envs.action_layout import robosuite_permutation
 from envs.registry import get_task
 from envs.spaces import action_space, observation_space
@@ -45,12 +46,14 @@ def import_robocasa():
 class RoboCasaGymEnv(gym.Env):
     """A RoboCasa kitchen env presented with the project's keys (images, 16-D state, task) and 12-D actions."""
 
-    def __init__(self, task: str, image_size: int, cameras, render: bool, seed, horizon: int):
+    def __init__(self, task: str, spec: ObservationSpec, render: bool, seed, horizon: int):
         robocasa = import_robocasa()
         import robosuite  # here, not at the top: `import envs` imports this module and must not load robosuite
         from robosuite.controllers import load_composite_controller_config
 
-        self.cameras = tuple(cameras) if render else ()
+        self.observation_spec = spec
+        image_size = spec.image_size
+        self.cameras = spec.cameras if render else ()
         self.horizon = horizon
         camera_kwargs = {}
         if self.cameras:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.embodiments import CAMERA_NAMES
-from contract.lookup import check_name
 
 
 def check_action(action, dim: int) -> np.ndarray:
@@ -19,21 +17,6 @@ def check_action(action, dim: int) -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(arr)).tolist()
         raise ValueError(f"action has NaN/inf at indices {bad}; every entry must be finite (range [-1, 1])")
     return arr.astype(np.float64)
-
-
-def check_cameras(cameras) -> tuple[str, ...]:
-    """Return cameras as a tuple of known camera names, or raise a one-line ValueError."""
-    cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
-    for cam in cameras:
-        check_name(cam, CAMERA_NAMES, "camera")
-    return cameras
-
-
-def check_image_size(image_size) -> int:
-    """Return image_size as an int of at least 8 pixels, or raise a one-line ValueError."""
-    if int(image_size) < 8:
-        raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
-    return int(image_size)
 
 
 def check_render_mode(render_mode, render_modes) -> str | None:

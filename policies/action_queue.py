@@ -30,7 +30,8 @@ class ActionQueue:
         if config.mode not in ("chunk", "ensemble"):
             raise ValueError(f"execution mode must be 'chunk' or 'ensemble'; got {config.mode!r}")
         if config.execute_steps < 1 or (chunk_size is not None and config.execute_steps > chunk_size):
-            raise ValueError(f"execute_steps must be in 1..{chunk_size or 'chunk size'}; got {config.execute_steps}")
+            raise ValueError(f"execute_steps must be in 1..{chunk_size or 'chunk size'} (the chunk length); "
+                             f"got {config.execute_steps}")
         self.config = config
         self.chunk_size = chunk_size
         self.reset()

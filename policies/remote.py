@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.sync.client import connect
 
 from contract.embodiments import get_embodiment
+from contract.spec import ObservationSpec
 from policies.action_queue import ActionQueue, ExecutionConfig
 from policies.server import PROTOCOL, TOKEN_ENV
 from policies.wire import packb, unpackb
@@ -87,14 +88,14 @@ class RemotePolicy:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def check_compatible(self, embodiment: str, cameras: tuple[str, ...]) -> None:
-        """One-line error when the served checkpoint was trained for another robot or camera set."""
-        if self.embodiment.name != embodiment:
-            raise ValueError(f"policy {self.source} is for embodiment {self.embodiment.name!r}; "
-                             f"the env is {embodiment!r}")
-        if not set(self.cameras) <= set(cameras):
-            raise ValueError(f"policy {self.source} needs cameras {', '.join(self.cameras)}; "
-                             f"the env has {', '.join(cameras)}")
+    def check_compatible(self, env: ObservationSpec) -> None:
+        """One-line error when the served checkpoint was trained for another robot, camera set or image size."""
+        served = ObservationSpec(embodiment=self.embodiment.name, cameras=self.cameras,
+                                 image_size=self.image_size or env.image_size,  # 0 from the server: not recorded
+                                 action_horizon=self.chunk_size)
+        problem = served.mismatch(env, f"policy {self.source}")
+        if problem:
+            raise ValueError(problem)
 
     def reset(self) -> None:
         self.queue.reset()

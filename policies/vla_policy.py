@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment
+from contract.embodiments import STATE_KEY, TASK_KEY
+from contract.spec import ObservationSpec, spec_from_checkpoint_config
 from policies.action_queue import ActionQueue, ExecutionConfig
 
 
@@ -65,26 +66,24 @@ def pick_device(device: str | None = None) -> str:
 class VLAPolicy:
     """A VLA checkpoint behind the Policy interface: raw obs in, raw (un-normalized) actions out."""
 
-    def __init__(self, model, normalizer, *, embodiment: str, cameras: tuple[str, ...] = CAMERA_NAMES,
-                 chunk_size: int = ACTION_HORIZON, device: str = "cpu", execution: ExecutionConfig = ExecutionConfig(),
-                 source: str = "", seed: int = 0, image_transform=None, image_size: int | None = None,
+    def __init__(self, model, normalizer, *, spec: ObservationSpec = ObservationSpec(), device: str = "cpu",
+                 execution: ExecutionConfig = ExecutionConfig(), source: str = "", seed: int = 0, image_transform=None,
                  demo_seeds: dict[str, list[int]] | None = None, ablate: str = ""):
+        """`spec`: what the policy was trained on (cameras, image size, embodiment) and the chunk it predicts."""
         import torch
 
         if ablate not in ABLATIONS:
             raise ValueError(f"unknown ablation {ablate!r}; valid: cameras, state (or empty for none)")
         self.model = model.eval() if hasattr(model, "eval") else model
         self.normalizer = normalizer
-        self.embodiment = get_embodiment(embodiment)
-        self.cameras = tuple(cameras)
-        self.chunk_size = chunk_size
+        self.spec = spec
+        self.embodiment = spec.robot
         self.action_dim = self.embodiment.action_dim
         self.device = device
         self.source = source
         # The eval half of the training image pipeline (centre crop + resize): the model must see what it trained on.
         self.image_transform = image_transform
-        self.image_size = image_size  # what the training data was rendered at (None: unknown)
-        self.queue = ActionQueue(execution, chunk_size=chunk_size)
+        self.queue = ActionQueue(execution, chunk_size=self.chunk_size)
         self.demo_seeds = demo_seeds or {}  # task -> simulator seeds of the demos trained on
         # Controls: "cameras" feeds black images, "state" the normalized state's midpoint (zeros); "" neither.
         self.ablate = ablate
@@ -92,6 +91,19 @@ class VLAPolicy:
         # count, so the same batches) repeat exactly.
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self._takes_generator = "generator" in inspect.signature(model.predict_action_chunk).parameters
+
+    # The Policy interface's names for parts of the spec (the server, the runner and the bridge read these).
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.spec.cameras
+
+    @property
+    def chunk_size(self) -> int:
+        return self.spec.action_horizon
+
+    @property
+    def image_size(self) -> int:
+        return self.spec.image_size
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None,
@@ -105,23 +117,16 @@ class VLAPolicy:
         model, config, normalizer = load_policy_checkpoint(path, device=device)
         if isinstance(normalizer, dict):
             normalizer = Normalizer.from_dict(normalizer)
-        embodiment = config.get("embodiment") or normalizer.embodiment.name
-        cameras = tuple(config.get("cameras") or CAMERA_NAMES)
-        horizon = int(config.get("action_horizon") or config.get("model", {}).get("head", {}).get("action_horizon")
-                      or ACTION_HORIZON)
+        spec = spec_from_checkpoint_config(config)
         transform = eval_image_transform(config) if "transforms" in config else None
-        return cls(model, normalizer, embodiment=embodiment, cameras=cameras, chunk_size=horizon, device=device,
-                   execution=execution, source=str(path), seed=seed, image_transform=transform,
-                   image_size=config.get("image_size"), demo_seeds=config.get("dataset", {}).get("episode_seeds"),
-                   ablate=ablate)
+        return cls(model, normalizer, spec=spec, device=device, execution=execution, source=str(path), seed=seed,
+                   image_transform=transform, demo_seeds=config.get("dataset", {}).get("episode_seeds"), ablate=ablate)
 
-    def check_compatible(self, embodiment: str, cameras: tuple[str, ...]) -> None:
-        """One-line error when this checkpoint was trained for another robot or camera set."""
-        where = f"checkpoint {self.source}" if self.source else "policy"
-        if self.embodiment.name != embodiment:
-            raise ValueError(f"{where} is for embodiment {self.embodiment.name!r}; the env is {embodiment!r}")
-        if not set(self.cameras) <= set(cameras):
-            raise ValueError(f"{where} needs cameras {', '.join(self.cameras)}; the env has {', '.join(cameras)}")
+    def check_compatible(self, env: ObservationSpec) -> None:
+        """One-line error when the env renders other images than this policy was trained on, or is another robot."""
+        problem = self.spec.mismatch(env, f"checkpoint {self.source}" if self.source else "policy")
+        if problem:
+            raise ValueError(problem)
 
     def reset(self) -> None:
         self.queue.reset()

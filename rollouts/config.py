@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from contract.embodiments import ACTION_HORIZON
+from contract.spec import check_image_size
 from policies.action_queue import ExecutionConfig
 
 
@@ -33,7 +33,7 @@ class RolloutConfig:
     image_size: int = 0  # 0: the checkpoint's training image size (256 for the experts)
     horizon: int = 0  # 0: each task's own horizon; > 0 caps episodes (smoke runs, tests)
     execute_mode: Literal["chunk", "ensemble"] = "chunk"
-    execute_steps: int = 8  # chunk: actions run from each 16-step chunk; ensemble: steps between chunks
+    execute_steps: int = 8  # chunk: actions run from each chunk (16 steps by default); ensemble: steps between chunks
     ensemble_coeff: float = 0.01  # ACT weights exp(-coeff * i), i = 0 the oldest prediction
     device: str = "auto"  # policy device: auto = cuda when available
     ablate: Literal["", "cameras", "state"] = ""  # controls: black camera images, or the state held at its midpoint
@@ -86,8 +86,11 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
     total = config.episodes * config.seeds * len(tasks)
     if config.num_envs > total:
         raise ValueError(f"--num-envs {config.num_envs} exceeds the {total} episodes to run; use at most {total}")
-    if config.image_size != 0 and config.image_size < 16:
-        raise ValueError(f"--image-size must be 0 (the checkpoint's) or >= 16; got {config.image_size}")
+    if config.image_size != 0:
+        try:
+            check_image_size(config.image_size)
+        except ValueError as err:
+            raise ValueError(f"--image-size: {err} (or 0: the checkpoint's)") from None
     if config.horizon < 0:
         raise ValueError(f"--horizon must be >= 0 (0 = the task's own); got {config.horizon}")
     if config.ray_policy_actors < 1:
@@ -96,5 +99,6 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
         raise ValueError(f"--compare takes exactly two checkpoints; got {len(config.compare)}")
     if (config.ablate or config.demo_seeds) and config.policy != "vla":
         raise ValueError("--ablate and --demo-seeds apply to a trained checkpoint, not to --policy expert")
-    if not 1 <= config.execute_steps <= ACTION_HORIZON:
-        raise ValueError(f"--execute-steps must be in 1..{ACTION_HORIZON} (the chunk length); got {config.execute_steps}")
+    # The upper bound is the policy's chunk length, which its action queue checks once the policy is loaded.
+    if config.execute_steps < 1:
+        raise ValueError(f"--execute-steps must be >= 1; got {config.execute_steps}")

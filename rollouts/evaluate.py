@@ -15,6 +15,7 @@ import envs
 from contract.embodiments import IMAGE_SIZE
 from contract.files import atomic_write_json
 from contract.lookup import did_you_mean
+from contract.spec import ObservationSpec
 from envs.robocasa_backend import import_robocasa
 from policies.remote import RemotePolicy
 from policies.vla_policy import VLAPolicy
@@ -90,13 +91,20 @@ def check_held_out(specs: list[EpisodeSpec], demo_seeds: dict[str, list[int]], a
     return len(overlap)
 
 
+def env_spec(config: RolloutConfig, policy) -> ObservationSpec:
+    """What the envs render: --image-size when given, else what the policy was trained on (the contract's size for
+    the experts)."""
+    trained = getattr(policy, "image_size", None) if policy is not None else None
+    return ObservationSpec(embodiment=SIM_EMBODIMENT, image_size=config.image_size or trained or IMAGE_SIZE)
+
+
 def load_policy(config: RolloutConfig, checkpoint: str):
     """(policy or None for experts, a stable id for the output dir name, a short display name)."""
     if config.policy == "expert":
         return None, "expert", "expert"
     if config.policy.startswith(("ws://", "wss://")):
         remote = RemotePolicy(config.policy, execution=config.execution())
-        remote.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
+        remote.check_compatible(env_spec(config, remote))
         served = remote.metadata.get("checkpoint") or "unnamed"
         return remote, f"{config.policy} {served}", f"remote-{Path(served).parent.name}-{Path(served).name}"
     from checkpoints.format import CheckpointError, resolve_checkpoint  # imports torch: rollout.py --help must not
@@ -109,10 +117,7 @@ def load_policy(config: RolloutConfig, checkpoint: str):
         raise CheckpointError(f"{err}; train one (python train_vla.py), pass --checkpoint DIR, or use --policy expert") from None
     policy = VLAPolicy.from_checkpoint(path, device=None if config.device == "auto" else config.device,
                                        execution=config.execution(), ablate=config.ablate)
-    policy.check_compatible(embodiment=SIM_EMBODIMENT, cameras=("left", "right", "wrist"))
-    if config.image_size and policy.image_size and int(policy.image_size) != config.image_size:
-        print(f"warning: {path} was trained on {policy.image_size}px images; rendering at {config.image_size}px "
-              f"(pass --image-size {policy.image_size} to match)", file=sys.stderr)
+    policy.check_compatible(env_spec(config, policy))
     return policy, str(path), f"{path.parent.name}-{path.name}"
 
 
@@ -129,9 +134,8 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
         policy, policy_id, display = policy_override
     else:
         policy, policy_id, display = load_policy(config, checkpoint or config.checkpoint)
-    if config.image_size == 0:  # render what the policy was trained on
-        trained = getattr(policy, "image_size", None) if policy is not None else None
-        config = dataclasses.replace(config, image_size=int(trained) if trained else IMAGE_SIZE)
+    env = env_spec(config, policy)
+    config = dataclasses.replace(config, image_size=env.image_size)  # recorded in rollout_config.json and the report
     name = f"{display}-{config.backend}-{config.result_fingerprint(policy_id)}"
     out_dir = Path(config.out_dir) if config.out_dir else OUTPUT_ROOT / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +153,7 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
     stats = RunStats()
     if todo:
         worker_spec = WorkerSpec(
-            backend=config.backend, image_size=config.image_size, horizon=config.horizon,
+            backend=config.backend, observation=env, horizon=config.horizon,
             render=policy is not None or config.video, expert=policy is None, send_obs=policy is not None,
             video_dir=str(out_dir / "videos") if config.video else "", env_factory=env_factory,
             expert_factory=expert_factory, fault=config.fault,

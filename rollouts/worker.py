@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.spec import ObservationSpec
 from envs import TASKS
 from rollouts.video import EpisodeVideo
 
@@ -33,7 +34,7 @@ class WorkerSpec:
     """What every worker needs to build its envs; picklable, the same for all workers of a run."""
 
     backend: str = "builtin"
-    image_size: int = 256
+    observation: ObservationSpec = ObservationSpec()  # the cameras and image size the envs render
     horizon: int = 0  # 0: the task's own
     render: bool = True  # expert runs without video need no pixels
     expert: bool = False
@@ -221,7 +222,7 @@ def _quiet_robosuite() -> None:
 def _reset(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expert, worker_id: int) -> _Episode:
     if spec.task not in envs:
         # One env per task, kept across episodes: building a scene costs far more than resetting it.
-        kwargs = dict(backend=wspec.backend, image_size=wspec.image_size, render=wspec.render)
+        kwargs = dict(backend=wspec.backend, spec=wspec.observation, render=wspec.render)
         if wspec.horizon:
             kwargs["horizon"] = wspec.horizon
         envs[spec.task] = make_env(spec.task, **kwargs)

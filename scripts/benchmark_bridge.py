@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_server import _serve  # noqa: E402
 
 from bridge.config import BridgeConfig  # noqa: E402
+from contract.embodiments import IMAGE_SIZE  # noqa: E402
 from bridge.core import BridgeCore  # noqa: E402
 from bridge.geometry import Pose  # noqa: E402
 from bridge.loop import run_at_rate  # noqa: E402
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
 
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
-    server = ctx.Process(target=_serve, args=(256, ports), daemon=True)
+    server = ctx.Process(target=_serve, args=(IMAGE_SIZE, ports), daemon=True)
     server.start()
     stop = threading.Event()
     try:

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from contract.cli import parse_config_or_exit
+from contract.embodiments import IMAGE_SIZE  # noqa: E402
 from rollouts.config import RolloutConfig  # noqa: E402
 from rollouts.evaluate import evaluate  # noqa: E402
 
@@ -33,7 +34,7 @@ class BenchmarkConfig:
     task: str = "TurnOffMicrowave"
     episodes: int = 6  # per worker count; even, so 2 workers split them evenly
     horizon: int = 60  # steps per episode cap: keeps the benchmark minutes long, episodes equal length
-    image_size: int = 256  # the data contract's size: the realistic rendering cost
+    image_size: int = IMAGE_SIZE  # the data contract's size: the realistic rendering cost
     workers: tuple[int, ...] = (1, 2)
     execute_steps: int = 8
     json_out: str = ""

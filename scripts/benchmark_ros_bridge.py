@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_server import _serve  # noqa: E402
 
 from bridge.config import BridgeConfig  # noqa: E402
+from contract.embodiments import IMAGE_SIZE  # noqa: E402
 from bridge.loop import run_at_rate  # noqa: E402
 from bridge.ros1.launch import RosGraph, ros_missing  # noqa: E402
 from bridge.supervisor import Mode  # noqa: E402
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=15.0)
-    parser.add_argument("--image-size", type=int, default=256, help="the simulated cameras' frames (square)")
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE, help="the simulated cameras' frames (square)")
     parser.add_argument("--camera-rate", type=float, default=15.0)
     args = parser.parse_args(argv)
     if (missing := ros_missing()):
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
 
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
-    server = ctx.Process(target=_serve, args=(256, ports), daemon=True)
+    server = ctx.Process(target=_serve, args=(IMAGE_SIZE, ports), daemon=True)
     server.start()
     config = BridgeConfig(rate_hz=args.rate)
     try:

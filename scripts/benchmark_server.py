@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, STATE_KEY, TASK_KEY, get_embodiment  # noqa: E402
+from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, IMAGE_SIZE, STATE_KEY, TASK_KEY, get_embodiment  # noqa: E402
+from contract.spec import MIN_IMAGE_SIZE  # noqa: E402
 
 
 class ZeroCostPolicy:
@@ -59,10 +60,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=300, help="timed requests per client")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--clients", type=int, default=1, help="concurrent clients (their requests are batched)")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.clients < 1 or args.image_size < 16:
-        print("error: --requests and --clients must be >= 1, --image-size >= 16", file=sys.stderr)
+    if args.requests < 1 or args.clients < 1 or args.image_size < MIN_IMAGE_SIZE:
+        print(f"error: --requests and --clients must be >= 1, --image-size >= {MIN_IMAGE_SIZE}", file=sys.stderr)
         return 2
 
     from policies.remote import RemotePolicy

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
+from contract.embodiments import IMAGE_SIZE  # noqa: E402
 from policies.experts import make_expert  # noqa: E402
 
 
@@ -30,7 +31,7 @@ class BenchConfig:
     """What to measure and how long."""
 
     tasks: tuple[str, ...] = tuple(envs.list_tasks())
-    image_size: int = 256
+    image_size: int = IMAGE_SIZE
     steps: int = 200
     warmup: int = 20
     resets: int = 10

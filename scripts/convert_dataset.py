@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contract.embodiments import IMAGE_SIZE  # noqa: E402  (torch-free)
+
 FORMATS = ("robocasa-hdf5", "groot-lerobot")
 
 
@@ -24,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--from", dest="fmt", required=True, help=f"source format: {', '.join(FORMATS)}")
     parser.add_argument("src", help="HDF5 file, GR00T LeRobot folder (v2.x) or LeRobot v3.0 dataset")
     parser.add_argument("--out", required=True, help="output dataset folder (rerun to resume)")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     parser.add_argument("--task", default=None, help="task name to record (default: from the source)")
     parser.add_argument("--max-episodes", type=int, default=None)
     args = parser.parse_args(argv)

@@ -174,7 +174,7 @@ def failures(args, extra: list[str]) -> int:
     check_held_out(specs, policy.demo_seeds or {}, allow=False)
     results: dict[str, list[dict]] = {}
     for task in tasks:
-        env = envs.make(task, image_size=int(policy.image_size))
+        env = envs.make(task, spec=policy.spec)
         horizon = int(envs.TASKS[task].horizon)
         rows = results[task] = []
         for spec in (s for s in specs if s.task == task):

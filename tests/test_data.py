@@ -16,7 +16,7 @@ import torch
 from contract.embodiments import ACTION_HORIZON, IMAGE_KEYS
 from vla.data.dataset import DataConfig, TrainingDataset, collate, open_dataset, validate_dataset
 from vla.data.normalize import Normalizer
-from vla.data.schema import DatasetSpec
+from contract.spec import ObservationSpec
 from vla.data.stats import compute_stats
 from vla.data.synthetic import synthetic_episode, write_synthetic_dataset
 from vla.data.transforms import ImageAugConfig, ImageTransform
@@ -161,7 +161,7 @@ def test_validation_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="not a LeRobot v3.0 dataset"):
         validate_dataset(tmp_path)
     with pytest.raises(ValueError, match="episode 'observation.images.left' is uint8 .*expected uint8"):
-        DatasetWriter(tmp_path / "h", DatasetSpec(image_size=32)).add_episode(synthetic_episode(4, 0, image_size=16))
+        DatasetWriter(tmp_path / "h", ObservationSpec(image_size=32)).add_episode(synthetic_episode(4, 0, image_size=16))
 
 
 def test_repair_drops_a_half_written_tail(tmp_path):
@@ -169,7 +169,7 @@ def test_repair_drops_a_half_written_tail(tmp_path):
     last_data = sorted((root / "data").glob("*/*.parquet"))[-1]
     last_data.write_bytes(last_data.read_bytes()[:100])  # as if killed before the footer
     (root / "meta" / "info.json").write_text('{"trunc')  # killed mid-write of info.json
-    with DatasetWriter(root, DatasetSpec(image_size=16)) as w:
+    with DatasetWriter(root, ObservationSpec(image_size=16)) as w:
         assert w.num_episodes == 2 and w.done_seeds() == {0, 1}
         w.add_episode(synthetic_episode(6 + 2, seed=2, image_size=16))
     ds = open_dataset(root)
@@ -179,9 +179,9 @@ def test_repair_drops_a_half_written_tail(tmp_path):
 KILL_SCRIPT = """
 import sys, time
 from vla.data.writer import DatasetWriter
-from vla.data.schema import DatasetSpec
+from contract.spec import ObservationSpec
 from vla.data.synthetic import synthetic_episode
-w = DatasetWriter(sys.argv[1], DatasetSpec(image_size=16))
+w = DatasetWriter(sys.argv[1], ObservationSpec(image_size=16))
 for i in range(w.num_episodes, 1000):
     w.add_episode(synthetic_episode(30, seed=i, image_size=16))
     print("committed", i + 1, flush=True)
@@ -200,7 +200,7 @@ def test_sigkill_mid_collection_then_resume(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    with DatasetWriter(root, DatasetSpec(image_size=16)) as w:
+    with DatasetWriter(root, ObservationSpec(image_size=16)) as w:
         survived = w.num_episodes
         assert survived >= 2
         for i in range(survived, survived + 2):

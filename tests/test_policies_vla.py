@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from contract.embodiments import ACTION_KEY, STATE_KEY
+from contract.spec import ObservationSpec
 from policies.action_queue import ExecutionConfig
 from policies.base import ChunkPolicy
 from policies.vla_policy import VLAPolicy
@@ -46,7 +47,7 @@ def _obs(state2=1.0, size=32, batch=None):
 
 
 def _policy(**kw):
-    return VLAPolicy(EchoModel(), NORMALIZER, embodiment="robocasa_panda_omron", **kw)
+    return VLAPolicy(EchoModel(), NORMALIZER, spec=ObservationSpec(image_size=32), **kw)
 
 
 def test_chunk_is_normalized_in_and_unnormalized_out():
@@ -98,12 +99,19 @@ def test_bad_observations_are_one_line_errors(change, message):
     assert "\n" not in str(info.value)
 
 
-def test_checkpoint_for_another_robot_or_cameras_is_refused():
-    policy = _policy(cameras=("left", "right", "wrist"), source="runs/x/checkpoint-000010")
-    with pytest.raises(ValueError, match="is for embodiment 'robocasa_panda_omron'; the env is 'franka_panda'"):
-        policy.check_compatible("franka_panda", ("left", "right", "wrist"))
-    with pytest.raises(ValueError, match="needs cameras left, right, wrist; the env has left, wrist"):
-        policy.check_compatible("robocasa_panda_omron", ("left", "wrist"))
+def test_checkpoint_for_another_robot_cameras_or_image_size_is_refused_in_one_line():
+    policy = _policy(source="runs/x/checkpoint-000010")
+    env = ObservationSpec(image_size=32)
+    policy.check_compatible(env)
+    for other, message in [
+        (env.replace(embodiment="franka_panda"), "is for embodiment 'robocasa_panda_omron'; the env is 'franka_panda'"),
+        (env.replace(cameras=("left", "wrist")), "needs cameras left, right, wrist; the env has left, wrist"),
+        (env.replace(image_size=64), "^checkpoint runs/x/checkpoint-000010 was trained on 32px images; the env "
+                                     "renders 64px$"),
+    ]:
+        with pytest.raises(ValueError, match=message) as info:
+            policy.check_compatible(other)
+        assert "\n" not in str(info.value)
 
 
 def test_eval_image_transform_is_applied_before_the_model():

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract.embodiments import ACTION_KEY, STATE_KEY
+from contract.spec import ObservationSpec
 from policies.remote import RemotePolicy
 from policies.server import PolicyServer, ServerThread
 from policies.vla_policy import VLAPolicy
@@ -46,7 +47,7 @@ class EchoModel(torch.nn.Module):
 
 
 def _policy(**kw):
-    return VLAPolicy(EchoModel(**kw), NORMALIZER, embodiment="robocasa_panda_omron", image_size=32,
+    return VLAPolicy(EchoModel(**kw), NORMALIZER, spec=ObservationSpec(image_size=32),
                      source="runs/tiny/checkpoint-000002", demo_seeds={"TurnOffMicrowave": [3, 4]})
 
 
@@ -85,9 +86,11 @@ def test_remote_policy_matches_the_local_one(served):
         batch = {k: [v, v] if isinstance(v, str) else np.stack([v, v]) for k, v in obs.items()}
         assert remote.predict_action_chunk(batch).shape == (2, 16, 12)
         assert remote.last_timing["batch_size"] == 2 and remote.last_timing["infer_ms"] >= 0
-        remote.check_compatible("robocasa_panda_omron", ("left", "right", "wrist"))
+        remote.check_compatible(ObservationSpec(image_size=32))
         with pytest.raises(ValueError, match="is for embodiment 'robocasa_panda_omron'; the env is 'franka_panda'"):
-            remote.check_compatible("franka_panda", ("left", "right", "wrist"))
+            remote.check_compatible(ObservationSpec(embodiment="franka_panda", image_size=32))
+        with pytest.raises(ValueError, match="was trained on 32px images; the env renders 64px$"):
+            remote.check_compatible(ObservationSpec(image_size=64))
 
 
 def test_select_action_runs_the_queue_on_the_client(served):

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from contract.spec import ObservationSpec
 from rollouts.config import RolloutConfig
 from rollouts.evaluate import evaluate
 from rollouts.pool import WorkerPool
@@ -95,7 +96,7 @@ class ProportionalPolicy:
         return chunks
 
 
-SPEC = WorkerSpec(image_size=16, render=False, expert=True, send_obs=False,
+SPEC = WorkerSpec(observation=ObservationSpec(image_size=16), render=False, expert=True, send_obs=False,
                   env_factory="test_rollout_runner:make_reach_env", expert_factory="test_rollout_runner:make_reach_expert")
 
 

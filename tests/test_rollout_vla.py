@@ -42,6 +42,15 @@ def test_tiny_checkpoint_rolls_out_with_two_workers(checkpoints, tmp_path, capsy
     assert main(argv) == 0 and "already done" in capsys.readouterr().err
 
 
+def test_a_checkpoint_whose_spec_does_not_match_the_env_fails_in_one_line(checkpoints, tmp_path, capsys):
+    argv = ["--task", "TurnOffMicrowave", "--checkpoint", str(checkpoints[1]), "--episodes", "1", "--image-size", "32",
+            "--out-dir", str(tmp_path / "eval"), "--progress", "false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: checkpoint {checkpoints[1]} was trained on 64px images; the env renders 32px\n"
+    assert not (tmp_path / "eval").exists()  # refused before anything ran
+
+
 def test_compare_two_checkpoints_on_the_same_episodes(checkpoints, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # results go under ./outputs/rollouts
     argv = ["--compare", str(checkpoints[0]), str(checkpoints[1]), "--task", "CoffeePressButton", "--episodes", "1",

@@ -16,7 +16,7 @@ import torch
 
 from checkpoints import find_latest, load_policy_checkpoint
 from checkpoints.format import CheckpointError, list_checkpoints
-from vla.data.schema import DatasetSpec
+from contract.spec import ObservationSpec
 from vla.data.synthetic import synthetic_episode
 from vla.data.writer import DatasetWriter
 from vla.model import VLA
@@ -43,7 +43,7 @@ def learnable_episode(i: int):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("train-ds") / "demos"
-    with DatasetWriter(root, DatasetSpec(image_size=64), source="synthetic") as writer:
+    with DatasetWriter(root, ObservationSpec(image_size=64), source="synthetic") as writer:
         for i in range(3):
             writer.add_episode(learnable_episode(i))
     return root
@@ -78,7 +78,8 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_checkpoint(dataset, tmp
 
     # Round trip: the reloaded policy predicts exactly what the trained one does.
     model, config, normalizer = load_policy_checkpoint(result.checkpoint)
-    assert config["embodiment"] == "robocasa_panda_omron" and config["image_size"] == 64
+    assert config["observation"] == {"embodiment": "robocasa_panda_omron", "cameras": ["left", "right", "wrist"],
+                                     "image_size": 64, "action_horizon": 16, "fps": 20}
     trained = workspace.model.eval()
     batch = {
         "images": torch.randint(0, 255, (2, 3, 64, 64, 3), dtype=torch.uint8),

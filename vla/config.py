@@ -26,7 +26,9 @@ class BackboneConfig:
     tune_visual: bool = False
     tune_top_llm_layers: int = 0  # train only the last N kept LLM layers (ignored when tune_llm)
     dtype: str = "auto"  # "auto": bfloat16 on CUDA, float32 on CPU
-    image_size: int = 224  # views are resized to image_size^2 before the Qwen image processor (multiple of 32)
+    # The backbone's input resolution, not the observation's (ObservationSpec.image_size, whatever the env renders):
+    # views are resized to image_size^2 before the Qwen image processor, hence whole 32-pixel patch groups.
+    image_size: int = 224
     seed: int = 0  # tiny backbone weights are a function of this seed only
     attn_implementation: str = "sdpa"
 

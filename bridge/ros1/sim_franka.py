@@ -21,6 +21,7 @@ import numpy as np
 from bridge.config import BridgeConfig
 from bridge.embodiment import ArmMapping
 from bridge.ros1 import convert
+from contract.embodiments import IMAGE_SIZE
 
 log = logging.getLogger("sim_franka")
 
@@ -32,7 +33,7 @@ WIDTH_TOLERANCE = 0.003  # a move has arrived within this (m)
 class SimFranka:
     """The node's state and loop; rospy.init_node must have been called."""
 
-    def __init__(self, task: str, config: BridgeConfig = BridgeConfig(), seed: int = 0, image_size: int = 256,
+    def __init__(self, task: str, config: BridgeConfig = BridgeConfig(), seed: int = 0, image_size: int = IMAGE_SIZE,
                  camera_rate_hz: float = 15.0, state_rate_hz: float = 50.0):
         import actionlib
         import envs
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A simulated Franka (MuJoCo) speaking franka_ros on ROS 1.")
     parser.add_argument("--task", default="TurnOffMicrowave")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     parser.add_argument("--camera-rate", type=float, default=15.0)
     parser.add_argument("--state-rate", type=float, default=50.0)
     parser.add_argument("--config", default="", help="the bridge's config file (topics), TOML or JSON")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
-from vla.data.schema import KNOWN_TASKS, DatasetSpec, check_task_names
+from contract.embodiments import IMAGE_KEYS, IMAGE_SIZE, STATE_KEY, TASK_KEY
+from contract.spec import ObservationSpec
+from vla.data.schema import KNOWN_TASKS, check_task_names
 from vla.data.writer import DatasetWriter, Episode
 
 
@@ -30,11 +31,16 @@ class CollectConfig:
     episodes: int = 50
     out: str = "data/demos"
     workers: int = 1
-    image_size: int = 256
+    image_size: int = IMAGE_SIZE
     seed: int = 0
     backend: str = "builtin"
     horizon: int | None = None  # None: the task's own horizon
     max_attempts_factor: float = 3.0  # give up on a task after this many attempts per requested episode
+
+    @property
+    def spec(self) -> ObservationSpec:
+        """What the envs render and the dataset records."""
+        return ObservationSpec(image_size=self.image_size)
 
 
 def task_list(task: str) -> tuple[str, ...]:
@@ -60,7 +66,7 @@ def _env_and_expert(task: str, cfg: CollectConfig):
         import envs
         from policies.experts import make_expert
 
-        kwargs = {"backend": cfg.backend, "image_size": cfg.image_size, "render": True}
+        kwargs = {"backend": cfg.backend, "spec": cfg.spec, "render": True}
         if cfg.horizon is not None:
             kwargs["horizon"] = cfg.horizon
         env = envs.make(task, **kwargs)
@@ -143,7 +149,7 @@ def collect(cfg: CollectConfig, log=print) -> dict:
     if cfg.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {cfg.workers}")
     want = quotas(tasks, cfg.episodes)
-    writer = DatasetWriter(Path(cfg.out), DatasetSpec(image_size=cfg.image_size), source=f"collect:{cfg.backend}")
+    writer = DatasetWriter(Path(cfg.out), cfg.spec, source=f"collect:{cfg.backend}")
     have = defaultdict(int)
     for e in writer.sidecar["episodes"].values():
         have[e["task_name"]] += 1

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from contract.embodiments import IMAGE_KEYS
+from contract.embodiments import IMAGE_KEYS, IMAGE_SIZE
+from contract.spec import ObservationSpec
 from vla.data.convert_robocasa import resize_frames
-from vla.data.schema import DatasetSpec, read_sidecar
+from vla.data.schema import read_sidecar
 from vla.data.writer import DatasetWriter, Episode
 
 # Our state parts <- GR00T modality.json state sub-keys (RoboCasa PandaOmron).
@@ -103,7 +104,7 @@ def decode_video(path: Path) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
-def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = 256, task: str | None = None,
+def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = IMAGE_SIZE, task: str | None = None,
                           max_episodes: int | None = None, progress=None) -> int:
     """Convert a GR00T LeRobot folder, v2.x (modality.json, episodes.jsonl) or LeRobot v3.0 (feature names), into a
     dataset at `out` (resumable); returns the episode count."""
@@ -131,9 +132,9 @@ def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = 25
     data_tpl = info.get("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet")
     video_tpl = info.get("video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4")
     annotation = next((f"annotation.{k}" for k in modality.get("annotation", {})), None)
-    robot = DatasetSpec().robot
+    robot = ObservationSpec().robot
 
-    with DatasetWriter(out, DatasetSpec(image_size=image_size), source=f"groot-lerobot:{src.name}") as writer:
+    with DatasetWriter(out, ObservationSpec(image_size=image_size), source=f"groot-lerobot:{src.name}") as writer:
         done = {e.get("source_episode") for e in read_sidecar(Path(out))["episodes"].values()}
         for ep in episodes:
             idx = ep["episode_index"]

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
+from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, IMAGE_SIZE, STATE_KEY
+from contract.spec import ObservationSpec
 from vla.data.convert_groot import decode_video, match_cameras, to_pm1
 from vla.data.convert_robocasa import resize_frames
 from vla.data.names import column_orders
-from vla.data.schema import DatasetSpec, read_sidecar
+from vla.data.schema import read_sidecar
 from vla.data.stats import numeric_table_columns, read_parquet
 from vla.data.writer import DatasetWriter, Episode
 
@@ -57,7 +58,7 @@ class _Frames:
         return frames[start:start + length]
 
 
-def convert_lerobot_v3(src: str | Path, out: str | Path, image_size: int = 256, task: str | None = None,
+def convert_lerobot_v3(src: str | Path, out: str | Path, image_size: int = IMAGE_SIZE, task: str | None = None,
                        max_episodes: int | None = None, progress=None) -> int:
     """Convert every episode of a LeRobot v3.0 dataset at `src` into `out` (resumable); returns the episode count."""
     src = Path(src)
@@ -68,7 +69,7 @@ def convert_lerobot_v3(src: str | Path, out: str | Path, image_size: int = 256, 
                          "dataset, or a GR00T v2.x folder with meta/modality.json")
     if info.get("fps") != FPS:
         raise ValueError(f"{info_path}: fps is {info.get('fps')}, expected {FPS}")
-    spec = DatasetSpec(image_size=image_size)
+    spec = ObservationSpec(image_size=image_size)
     robot = spec.robot
     for key in (STATE_KEY, ACTION_KEY):
         if key not in info.get("features", {}):

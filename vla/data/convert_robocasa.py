@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.embodiments import IMAGE_KEYS
-from vla.data.schema import DatasetSpec, read_sidecar
+from contract.embodiments import IMAGE_KEYS, IMAGE_SIZE
+from contract.spec import ObservationSpec
+from vla.data.schema import read_sidecar
 from vla.data.writer import DatasetWriter, Episode
 
 # robomimic observation names for our three cameras, in IMAGE_KEYS order (left, right, wrist).
@@ -73,7 +74,7 @@ def read_demo(f, name: str, image_size: int, task_name: str) -> Episode:
                    task_name=task_name, info={"source_demo": name})
 
 
-def convert_robocasa_hdf5(src: str | Path, out: str | Path, image_size: int = 256, task: str | None = None,
+def convert_robocasa_hdf5(src: str | Path, out: str | Path, image_size: int = IMAGE_SIZE, task: str | None = None,
                           max_episodes: int | None = None, progress=None) -> int:
     """Convert every demo of `src` into a dataset at `out` (resumable: converted demos are skipped); returns episodes."""
     import h5py
@@ -87,7 +88,7 @@ def convert_robocasa_hdf5(src: str | Path, out: str | Path, image_size: int = 25
         env_args = _attr_json(f["data"].attrs, "env_args")
         task_name = task or env_args.get("env_name") or src.stem
         names = _demo_order(f["data"].keys())[:max_episodes]
-        with DatasetWriter(out, DatasetSpec(image_size=image_size), source=f"robocasa-hdf5:{src.name}") as writer:
+        with DatasetWriter(out, ObservationSpec(image_size=image_size), source=f"robocasa-hdf5:{src.name}") as writer:
             done = {e.get("source_demo") for e in read_sidecar(Path(out))["episodes"].values()}
             for name in names:
                 if name not in done:

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contract.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
+from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
+from contract.spec import ObservationSpec
 from vla.data.names import column_orders, dataset_column_orders
 from vla.data.normalize import Normalizer
-from vla.data.schema import DEFAULT_REPO_ID, DatasetSpec, check_task_names, image_shape, read_sidecar, validate_info
+from vla.data.schema import DEFAULT_REPO_ID, check_task_names, image_shape, read_sidecar, read_spec, validate_info
 from vla.data.stats import data_files, numeric_table_columns, read_parquet
 from vla.data.transforms import ImageAugConfig, ImageTransform
 
@@ -46,7 +47,7 @@ def validate_dataset(root: str | Path, embodiment: str = "robocasa_panda_omron",
         raise ValueError(f"{info_path}: not valid JSON ({e})") from None
     if info.get("codebase_version") != "v3.0":
         raise ValueError(f"{info_path}: codebase_version is {info.get('codebase_version')!r}, expected 'v3.0'")
-    validate_info(info, DatasetSpec(embodiment=embodiment, fps=fps), where=str(root))
+    validate_info(info, ObservationSpec(embodiment=embodiment, fps=fps), where=str(root))
     column_orders(info, embodiment, where=str(info_path))  # names must map onto the layout
     if info.get("total_episodes", 0) == 0:
         raise ValueError(f"{root}: dataset has no episodes")
@@ -167,18 +168,26 @@ class DataConfig:
     embodiment: str = "robocasa_panda_omron"
     tasks: tuple[str, ...] | None = None
     episodes_per_task: int = 0  # train on the first N demos of each task (0: all)
-    action_horizon: int = ACTION_HORIZON
     augment: ImageAugConfig = field(default_factory=ImageAugConfig)
 
 
 class TrainingDataset(torch.utils.data.Dataset):
-    """Samples for the trainer: images uint8 (V,H,W,3), instruction, normalized state and action chunk, pad mask."""
+    """Samples for the trainer: images uint8 (V,H,W,3), instruction, normalized state and action chunk, pad mask.
+
+    `spec` is the model's observation spec: its chunk length sets the action chunks, and its image size must be
+    the one the dataset holds. Without one, the dataset's own spec (read from its meta files) with the contract's
+    chunk length.
+    """
 
     def __init__(self, config: DataConfig, normalizer: Normalizer | None = None, train: bool = True,
-                 in_memory_chunks: bool = True):
+                 in_memory_chunks: bool = True, spec: ObservationSpec | None = None):
         self.config = config
         self.robot = get_embodiment(config.embodiment)
-        horizon = [i / FPS for i in range(config.action_horizon)]
+        recorded = read_spec(config.root).replace(embodiment=config.embodiment)
+        if spec is not None and spec.image_size != recorded.image_size:
+            raise ValueError(f"{config.root} holds {recorded.image_size}px images; the spec asks for {spec.image_size}px")
+        self.spec = recorded.replace(action_horizon=spec.action_horizon) if spec is not None else recorded
+        horizon = [i / self.spec.fps for i in range(self.spec.action_horizon)]
         self.lerobot = open_dataset(config.root, embodiment=config.embodiment, tasks=config.tasks,
                                     episodes_per_task=config.episodes_per_task, delta_timestamps={ACTION_KEY: horizon})
         # What a held-out evaluation must avoid: the simulator seeds of the demos trained on.
@@ -187,7 +196,10 @@ class TrainingDataset(torch.utils.data.Dataset):
             _answer_chunk_queries_from_memory(self.lerobot)
         self.normalizer = normalizer or Normalizer.from_dataset(config.root, config.embodiment)
         self.transform = ImageTransform(config.augment, train=train)
-        self.image_size = image_shape(self.lerobot.meta.features[IMAGE_KEYS[0]])[0]
+
+    @property
+    def image_size(self) -> int:
+        return self.spec.image_size
 
     def __len__(self) -> int:
         return len(self.lerobot)

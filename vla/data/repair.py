@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contract.files import atomic_write_json
-from vla.data.schema import SIDECAR_PATH, DatasetSpec, lerobot_features, read_sidecar
+from contract.spec import ObservationSpec
+from vla.data.schema import SIDECAR_PATH, lerobot_features, read_sidecar
 from vla.data.stats import dataset_stats, write_norm_stats
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _keep_rows(path: Path, table: pa.Table, keep: set[int]) -> None:
     tmp.replace(path)
 
 
-def repair_dataset(root: Path, spec: DatasetSpec) -> int:
+def repair_dataset(root: Path, spec: ObservationSpec) -> int:
     """Drop unfinished work; rebuild info.json, tasks, stats and the sidecar from complete episodes."""
     from lerobot.datasets.compute_stats import aggregate_stats
     from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION

@@ -1,21 +1,14 @@
-"""The dataset contract as LeRobot features, and checks that a dataset on disk matches it (no torch import)."""
+"""The dataset contract as LeRobot features, a dataset's observation spec, and checks that a dataset on disk matches
+the contract (no torch import)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from contract.embodiments import (
-    ACTION_KEY,
-    FPS,
-    IMAGE_KEYS,
-    IMAGE_SIZE,
-    STATE_KEY,
-    Embodiment,
-    get_embodiment,
-)
+from contract.embodiments import ACTION_KEY, CAMERA_NAMES, EMBODIMENTS, IMAGE_KEYS, STATE_KEY, Embodiment
 from contract.lookup import did_you_mean
+from contract.spec import ObservationSpec
 from envs.registry import TASKS
 
 # Task names and their v0.2 instructions (REFERENCE.md section 2); PnPCabToCounter's names its object.
@@ -30,25 +23,12 @@ NORM_STATS_PATH = "meta/norm_stats.json"
 DEFAULT_REPO_ID = "local/vla-demos"
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset holds: embodiment, image size and frame rate."""
-
-    embodiment: str = "robocasa_panda_omron"
-    image_size: int = IMAGE_SIZE
-    fps: int = FPS
-
-    @property
-    def robot(self) -> Embodiment:
-        return get_embodiment(self.embodiment)
-
-
 def dim_names(robot: Embodiment, which: str) -> list[str]:
     """Per-dimension names ('eef_delta_pos.0', ...) from the embodiment layout."""
     return robot.dim_names(which)
 
 
-def lerobot_features(spec: DatasetSpec) -> dict:
+def lerobot_features(spec: ObservationSpec) -> dict:
     """LeRobot feature dict for the contract: three images, state and action."""
     robot = spec.robot
     side = spec.image_size
@@ -81,7 +61,7 @@ def image_shape(feature: dict) -> tuple[int, int, int]:
     return shape
 
 
-def validate_info(info: dict, spec: DatasetSpec, where: str = "dataset") -> None:
+def validate_info(info: dict, spec: ObservationSpec, where: str = "dataset") -> None:
     """Check info.json against the contract; the error names the key and what was expected."""
     robot = spec.robot
     if info.get("fps") != spec.fps:
@@ -116,3 +96,19 @@ def read_sidecar(root: Path) -> dict:
     if not path.exists():
         return {"episodes": {}, "rejected": []}
     return json.loads(path.read_text())
+
+
+def read_spec(root: str | Path) -> ObservationSpec:
+    """The observation spec a dataset was written with, read from meta/info.json (and our sidecar when present).
+
+    LeRobot's info.json already holds it: the image features' shape, robot_type and fps; datasets record no chunk
+    length (the trainer picks it), so the spec carries the contract's default.
+    """
+    info = json.loads((Path(root) / "meta" / "info.json").read_text())
+    features = info.get("features", {})
+    cameras = tuple(c for c, key in zip(CAMERA_NAMES, IMAGE_KEYS) if key in features)
+    robot_type = info.get("robot_type")  # another tool's name for the robot is not one of our embodiments
+    embodiment = read_sidecar(Path(root)).get("embodiment") or (robot_type if robot_type in EMBODIMENTS else None)
+    size = image_shape(features[IMAGE_KEYS[0]])[0]
+    return ObservationSpec(**({"embodiment": embodiment} if embodiment else {}), cameras=cameras, image_size=size,
+                           fps=info["fps"])

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.embodiments import IMAGE_KEYS
-from vla.data.schema import TASK_INSTRUCTIONS, DatasetSpec
+from contract.embodiments import IMAGE_KEYS, get_embodiment
+from contract.spec import ObservationSpec
+from vla.data.schema import TASK_INSTRUCTIONS
 from vla.data.writer import DatasetWriter, Episode
 
 
 def synthetic_episode(length: int, seed: int, image_size: int = 64, task_name: str = "TurnOffMicrowave",
                       embodiment: str = "robocasa_panda_omron") -> Episode:
     """A smooth random trajectory with images whose brightness tracks time (so frames are distinguishable)."""
-    robot = DatasetSpec(embodiment=embodiment).robot
+    robot = get_embodiment(embodiment)
     rng = np.random.default_rng(seed)
     state = np.cumsum(rng.normal(0, 0.01, (length, robot.state_dim)), 0).astype(np.float32)
     action = rng.uniform(-1, 1, (length, robot.action_dim)).astype(np.float32)
@@ -36,7 +37,7 @@ def synthetic_episode(length: int, seed: int, image_size: int = 64, task_name: s
 def write_synthetic_dataset(root: str | Path, num_episodes: int = 3, length: int = 20, image_size: int = 64,
                             tasks: tuple[str, ...] = ("TurnOffMicrowave",)) -> Path:
     """Write a small dataset of synthetic episodes (tasks assigned round-robin); returns its root."""
-    spec = DatasetSpec(image_size=image_size)
+    spec = ObservationSpec(image_size=image_size)
     with DatasetWriter(root, spec, source="synthetic") as writer:
         for i in range(writer.num_episodes, num_episodes):
             writer.add_episode(synthetic_episode(length + i, seed=i, image_size=image_size,

@@ -22,10 +22,10 @@ import numpy as np
 
 from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 from contract.files import atomic_write_json
+from contract.spec import ObservationSpec
 from vla.data.schema import (
     DEFAULT_REPO_ID,
     SIDECAR_PATH,
-    DatasetSpec,
     lerobot_features,
     read_sidecar,
 )
@@ -55,7 +55,7 @@ class Episode:
         return len(self.action)
 
 
-def check_episode(ep: Episode, spec: DatasetSpec) -> None:
+def check_episode(ep: Episode, spec: ObservationSpec) -> None:
     """Reject an episode that does not match the contract, naming the key."""
     robot, n = spec.robot, len(ep.action)
     if n == 0:
@@ -79,7 +79,7 @@ def check_episode(ep: Episode, spec: DatasetSpec) -> None:
 class DatasetWriter:
     """Appends complete episodes to a LeRobot dataset at `root`, creating it or resuming (after repair)."""
 
-    def __init__(self, root: str | Path, spec: DatasetSpec = DatasetSpec(), repo_id: str = DEFAULT_REPO_ID,
+    def __init__(self, root: str | Path, spec: ObservationSpec = ObservationSpec(), repo_id: str = DEFAULT_REPO_ID,
                  source: str = "collect"):
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -218,7 +218,7 @@ def _wipe_unfinished(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def repair(root: Path, spec: DatasetSpec) -> int:
+def repair(root: Path, spec: ObservationSpec) -> int:
     """Bring a dataset left by a killed writer back to its last complete episode; returns how many remain."""
     from vla.data.repair import repair_dataset
 

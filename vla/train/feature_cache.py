@@ -158,7 +158,7 @@ def collate_cached(samples: list[dict]) -> dict:
     }
 
 
-def ensure_feature_cache(*, dataset_root: Path, data_cfg, model, normalizer, cache_dir: str | Path,
+def ensure_feature_cache(*, dataset_root: Path, data_cfg, spec, model, normalizer, cache_dir: str | Path,
                          backbone_fp: str, batch_size: int, num_workers: int, accelerator) -> CachedFeatures:
     """Open the cache for (dataset, backbone weights, image transform), building it first on the main process."""
     from vla.data.dataset import TrainingDataset
@@ -172,13 +172,14 @@ def ensure_feature_cache(*, dataset_root: Path, data_cfg, model, normalizer, cac
         "embodiment": data_cfg.embodiment,
         "tasks": data_cfg.tasks,
         "episodes_per_task": data_cfg.episodes_per_task,
-        "action_horizon": data_cfg.action_horizon,
+        "action_horizon": spec.action_horizon,
         "normalizer": normalizer.to_dict(),
     }
     path = Path(cache_dir) / cache_key(key_parts)
     if accelerator.is_main_process and not is_complete(path):
         # Un-augmented (centre-crop) images: what the policy sees at evaluation, and the same every epoch.
-        dataset = TrainingDataset(dataclasses.replace(data_cfg, root=str(dataset_root)), normalizer, train=False)
+        dataset = TrainingDataset(dataclasses.replace(data_cfg, root=str(dataset_root)), normalizer, train=False,
+                                  spec=spec)
         from vla.data.dataset import collate
 
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,

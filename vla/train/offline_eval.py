@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contract.embodiments import ACTION_HORIZON, ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY
+from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 from contract.files import atomic_write_json
 
 
@@ -52,7 +52,8 @@ def open_loop_error(policy, dataset_root: str | Path, episodes: list[int] | None
         episodes = held_out_episodes(dataset_root, policy.demo_seeds)
     if not episodes:
         raise ValueError(f"{dataset_root}: no episodes to score (every one was trained on?)")
-    data = open_dataset(dataset_root, delta_timestamps={ACTION_KEY: [i / FPS for i in range(ACTION_HORIZON)]})
+    spec = policy.spec  # the chunk the policy predicts, at its control rate
+    data = open_dataset(dataset_root, delta_timestamps={ACTION_KEY: [i / spec.fps for i in range(spec.action_horizon)]})
     index = data.hf_dataset.select_columns(["episode_index", "frame_index"]).with_format("numpy")
     wanted = set(episodes)
     rows = [i for i, (ep, frame) in enumerate(zip(index["episode_index"], index["frame_index"]))

@@ -20,6 +20,7 @@ from checkpoints.format import (
     list_checkpoints,
     validate_checkpoint,
 )
+from contract.spec import spec_from_checkpoint_config
 from vla.config import VLAConfig
 from vla.presets import get_preset
 from vla.train.config import DEFAULT_DATASET, TrainConfig
@@ -169,9 +170,10 @@ def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path) -> Path | No
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise TrainSetupError(f"--resume {path}: its model config differs from this run's ({shown})")
-    if saved.get("embodiment") != cfg.data.embodiment:
+    trained_for = spec_from_checkpoint_config(saved).embodiment
+    if trained_for != cfg.data.embodiment:
         raise TrainSetupError(
-            f"--resume {path}: trained for embodiment {saved.get('embodiment')!r}, this run uses {cfg.data.embodiment!r}"
+            f"--resume {path}: trained for embodiment {trained_for!r}, this run uses {cfg.data.embodiment!r}"
         )
     return path
 

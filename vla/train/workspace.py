@@ -26,7 +26,7 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
-from contract.embodiments import IMAGE_KEYS, get_embodiment
+from vla.data.schema import read_spec
 from vla.train.config import TrainConfig
 from vla.train.logger import RunLogger, plot_loss
 from vla.train.preflight import Plan
@@ -92,11 +92,12 @@ class Workspace:
 
         data_cfg = self.cfg.data
         if not self.cfg.cache_features:
-            return TrainingDataset(dataclasses.replace(data_cfg, root=str(self.plan.dataset)), normalizer, train=True)
+            return TrainingDataset(dataclasses.replace(data_cfg, root=str(self.plan.dataset)), normalizer, train=True,
+                                   spec=self.spec)
         from vla.train.feature_cache import ensure_feature_cache
 
         return ensure_feature_cache(
-            dataset_root=self.plan.dataset, data_cfg=data_cfg, model=model, normalizer=normalizer,
+            dataset_root=self.plan.dataset, data_cfg=data_cfg, spec=self.spec, model=model, normalizer=normalizer,
             cache_dir=self.cfg.cache_dir, backbone_fp=self._backbone_fp, batch_size=self.cfg.batch_size,
             num_workers=self.cfg.num_workers, accelerator=self.accelerator,
         )
@@ -133,13 +134,9 @@ class Workspace:
                            backbone_fp: str, loss: float | None) -> dict:
         import transformers
 
-        robot = get_embodiment(self.cfg.data.embodiment)
         return {
             "model": self.plan.model.to_dict(),
-            "embodiment": robot.name,
-            "cameras": list(robot.cameras),
-            "image_size": self._image_size,
-            "action_horizon": self.plan.model.head.action_horizon,
+            "observation": self.spec.to_dict(),  # what the env must render for this policy, and its chunk length
             "transforms": {"image_aug": dataclasses.asdict(self.cfg.data.augment),
                            "eval": "centre crop of image_aug.crop_scale, resize to image_aug.resize, no jitter"},
             "backbone": {"name": self.plan.backbone.name, "source": self.plan.backbone.source,
@@ -160,8 +157,8 @@ class Workspace:
             f"# VLA checkpoint, step {config['step']} of {config['total_steps']}\n\n"
             f"- model preset: `{self.cfg.preset}`; backbone: `{config['backbone']['name']}` "
             f"(`{config['backbone']['source']}`)\n"
-            f"- embodiment: `{config['embodiment']}`; cameras: {', '.join(config['cameras'])}; "
-            f"action chunk: {config['action_horizon']} steps\n"
+            f"- embodiment: `{self.spec.embodiment}`; cameras: {', '.join(self.spec.cameras)} at "
+            f"{self.spec.image_size}px; action chunk: {self.spec.action_horizon} steps at {self.spec.fps} Hz\n"
             f"- trained on `{config['dataset']['root']}` ({config['dataset']['num_samples']} samples), "
             f"batch {self.cfg.batch_size} x {self.accelerator.num_processes} process(es), lr {self.cfg.optim.lr}\n"
             f"- last logged flow-matching loss: {'n/a' if loss is None else f'{loss:.4f}'}\n\n"
@@ -262,8 +259,10 @@ class Workspace:
         model = self._build_model()
         normalizer = Normalizer.from_dataset(self.plan.dataset, cfg.data.embodiment)
         self._backbone_fp = weights_fingerprint(find_backbone(model) or model)
+        # The data's cameras, image size and rate with the model's chunk length: what the checkpoint records.
+        self.spec = read_spec(self.plan.dataset).replace(embodiment=cfg.data.embodiment,
+                                                         action_horizon=self.plan.model.head.action_horizon)
         dataset = self._build_dataset(model, normalizer)
-        self._image_size = getattr(dataset, "image_size", None) or _dataset_image_size(self.plan.dataset)
         self._demo_seeds = _demo_seeds(self.plan.dataset, cfg.data)
         params = [p for p in model.trainable_parameters()]
         optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
@@ -348,9 +347,3 @@ def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
 
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
     return episode_seeds(root, select_episodes(root, info, data_cfg.tasks, data_cfg.episodes_per_task))
-
-
-def _dataset_image_size(root: Path) -> int | None:
-    info = json.loads((Path(root) / "meta" / "info.json").read_text())
-    shape = info["features"][IMAGE_KEYS[0]]["shape"]
-    return int(shape[0] if shape[-1] == 3 else shape[1])

@@ -76,8 +76,10 @@ class ScriptedExpert:
         self.rng = np.random.default_rng(seed)
         self.reset()
 
-    def reset(self) -> None:
-        """Start a new episode: phase 0, fresh per-episode jitter."""
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode: phase 0, fresh per-episode jitter; a seed makes the episode's noise a function of it."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
         self.phase = 0
         self.phase_steps = 0
         self.speed_scale = 1.0 + self.rng.uniform(-self.config.speed_jitter, self.config.speed_jitter)

@@ -42,3 +42,25 @@ def test_demos_vary_between_seeds():
 def test_unknown_task_has_no_expert():
     with pytest.raises(ValueError, match="valid: CoffeePressButton"):
         make_expert("CoffeePress", env=None)
+
+
+def test_one_expert_reset_with_a_seed_replays_that_episode_exactly():
+    """Collection keeps one expert per process: reseeding it per episode makes an attempt a function of its seed."""
+    env = envs.make("CoffeePressButton", render=False)
+    expert = make_expert("CoffeePressButton", env)
+
+    def first_actions(seed):
+        obs, _ = env.reset(seed=seed)
+        expert.reset(seed=seed)
+        actions = []
+        for _ in range(20):
+            actions.append(expert.select_action(obs))
+            obs = env.step(actions[-1])[0]
+        return np.array(actions)
+
+    try:
+        first, other, again = first_actions(5), first_actions(6), first_actions(5)
+    finally:
+        env.close()
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)

@@ -79,7 +79,7 @@ def run_episode(task: str, seed: int, cfg: CollectConfig) -> dict:
     started = time.perf_counter()
     env, expert = _env_and_expert(task, cfg)
     obs, _ = env.reset(seed=seed)
-    expert.reset()
+    expert.reset(seed=seed)  # the expert's jitter and noise too, so an attempt is a function of (task, seed)
     frames = defaultdict(list)
     success, steps, instruction = False, 0, obs[TASK_KEY]
     while True:

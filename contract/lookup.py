@@ -23,6 +23,14 @@ def check_name(name: str, choices: Iterable[str], what: str) -> str:
     return name
 
 
+def check_fields(data: Mapping, names: Iterable[str], what: str) -> None:
+    """Every key of `data` is one of `names`; else ValueError("unknown {what} field 'x' (did you mean 'y'?); valid: ...")."""
+    names = sorted(names)
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {what} field {unknown[0]!r}{did_you_mean(unknown[0], names)}; valid: {', '.join(names)}")
+
+
 def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
     """registry[name], or check_name's one-line error."""
     return registry[check_name(name, registry, what)]

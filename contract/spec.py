@@ -19,7 +19,7 @@ from contract.embodiments import (
     Embodiment,
     get_embodiment,
 )
-from contract.lookup import check_name, did_you_mean
+from contract.lookup import check_fields, check_name
 
 # Smaller views carry too little for the backbone (which resizes them anyway); the tests render at 16.
 MIN_IMAGE_SIZE = 16
@@ -85,11 +85,7 @@ class ObservationSpec:
     @classmethod
     def from_dict(cls, data: dict) -> ObservationSpec:
         """Inverse of to_dict; an unknown key is a one-line error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown observation spec field {unknown[0]!r}{did_you_mean(unknown[0], names)}; "
-                             f"valid: {', '.join(sorted(names))}")
+        check_fields(data, (f.name for f in fields(cls)), "observation spec")
         return cls(**{**data, "cameras": tuple(data.get("cameras", CAMERA_NAMES))})
 
     def mismatch(self, env: ObservationSpec, what: str = "policy") -> str | None:

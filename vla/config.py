@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from contract.embodiments import ACTION_HORIZON, MAX_ACTION_DIM, MAX_EMBODIMENTS, MAX_STATE_DIM
-from contract.lookup import check_name, did_you_mean
+from contract.lookup import check_fields, check_name
 
 TINY_BACKBONE = "tiny"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -115,9 +115,5 @@ class VLAConfig:
 
 
 def _build(cls, data: dict):
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ValueError(f"unknown {cls.__name__} field {key!r}{did_you_mean(key, names)}; valid: {', '.join(sorted(names))}")
+    check_fields(data, (f.name for f in fields(cls)), cls.__name__)
     return cls(**data)

@@ -11,6 +11,7 @@ from torch import nn
 
 from checkpoints.format import CONFIG_FILE, FORMAT as CHECKPOINT_FORMAT, WEIGHTS_FILE, read_weights, write_weights
 from contract.embodiments import Embodiment, get_embodiment
+from contract.files import atomic_write_json
 from vla.action_head import FlowMatchingActionHead
 from vla.backbone import BackboneOutput, load_backbone
 from vla.config import VLAConfig
@@ -149,11 +150,9 @@ class VLA(nn.Module):
         }
         weights_tmp = out / f".{WEIGHTS_FILE}.tmp"
         write_weights(weights_tmp, weights)
-        config_tmp = out / f".{CONFIG_FILE}.tmp"
-        config_tmp.write_text(json.dumps(config, indent=2))
         # weights first: a config.json never points at weights that were not fully written
         os.replace(weights_tmp, out / WEIGHTS_FILE)
-        os.replace(config_tmp, out / CONFIG_FILE)
+        atomic_write_json(out / CONFIG_FILE, config)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu") -> VLA:

@@ -45,7 +45,12 @@ def counter() -> ET.Element:
 
 
 def coffee_machine() -> ET.Element:
-    """Coffee machine on the counter: a tower, an overhanging head with the start button on its front, a mug."""
+    """Coffee machine on the counter: a tower, an overhanging head with the start button on its front, a mug.
+
+    `coffee_liquid`, a stream from the spout into the mug, is hidden (alpha 0) until the button is pressed, as
+    upstream RoboCasa shows its coffee-liquid sites once the machine is on; the task also lights the button then.
+    So the press is visible to the cameras (tasks.CoffeePressButton.set_pressed).
+    """
     x0 = COUNTER_FRONT_X + 0.34  # body origin: centre of the footprint at counter height
     return _body(
         f"""<body name="coffee_machine" pos="{x0:.4f} 0 {COUNTER_TOP_Z:.4f}">
@@ -53,6 +58,8 @@ def coffee_machine() -> ET.Element:
           {_box("coffee_tower", (0.07, 0, 0.18), (0.05, 0.10, 0.18), "0.15 0.15 0.15 1")}
           {_box("coffee_head", (-0.02, 0, 0.31), (0.08, 0.10, 0.05), "0.15 0.15 0.15 1")}
           {_box("coffee_spout", (-0.05, 0, 0.245), (0.015, 0.015, 0.015), "0.5 0.5 0.5 1")}
+          <geom name="coffee_liquid" type="cylinder" pos="-0.05 0 0.15" size="0.009 0.08" rgba="0.55 0.33 0.12 0"
+                group="1" contype="0" conaffinity="0"/>
           <geom name="coffee_button" type="cylinder" pos="-0.105 0 0.31" quat="0.7071 0 0.7071 0"
                 size="0.018 0.008" rgba="0.1 0.7 0.2 1" group="0"/>
           <site name="coffee_button_site" pos="-0.113 0 0.31" size="0.005" rgba="0 0 0 0"/>

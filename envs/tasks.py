@@ -66,6 +66,8 @@ class CoffeePressButton(KitchenEnv):
 
     task_name = "CoffeePressButton"
     _BODY_GEOMS = ("coffee_base", "coffee_tower", "coffee_head")
+    _BUTTON_OFF = (0.1, 0.7, 0.2, 1.0)
+    _BUTTON_LIT = (0.75, 1.0, 0.75, 1.0)
 
     def build_fixtures(self):
         return [fixtures.counter(), fixtures.coffee_machine()]
@@ -75,20 +77,28 @@ class CoffeePressButton(KitchenEnv):
         self.button_site = self.mj_model.site("coffee_button_site").id
         self.mug_body = self.mj_model.body("coffee_mug").id
         self.mug_geoms = self.geom_ids("mug_wall", "mug_handle")
+        self.liquid_geom = self.mj_model.geom("coffee_liquid").id
         self.scaler = _FixtureScaler(self, "coffee_machine")
-        self.button_pressed = False
+        self.set_pressed(False)
 
     def randomize_scene(self, rng):
         _place_fixture(self, "coffee_machine", rng, dx=0.03, dy=0.12, dyaw=0.12)
         self.scaler.apply(rng.uniform(0.93, 1.07))
         _tint(self, self._BODY_GEOMS, rng, rng.choice([(0.15, 0.15, 0.15), (0.6, 0.6, 0.62), (0.55, 0.1, 0.1)]))
         _tint(self, ("counter_top",), rng, (0.72, 0.68, 0.6), spread=0.15)
-        self.button_pressed = False
+        self.set_pressed(False)
         self.instruction = "press the button on the coffee machine to serve coffee"
+
+    def set_pressed(self, pressed: bool) -> None:
+        """Latch the start button; while the machine is on its button is lit and coffee pours (the stream shows)."""
+        self.button_pressed = bool(pressed)
+        self.mj_model.geom_rgba[self.liquid_geom, 3] = 1.0 if pressed else 0.0
+        for geom in self.button_geoms:
+            self.mj_model.geom_rgba[geom] = self._BUTTON_LIT if pressed else self._BUTTON_OFF
 
     def update_fixture_state(self):
         if not self.button_pressed and self.touching(self.gripper_geoms, self.button_geoms):
-            self.button_pressed = True  # latches, as the upstream start button does
+            self.set_pressed(True)  # latches, as the upstream start button does
 
     def button_pos(self) -> np.ndarray:
         return self.mj_data.site_xpos[self.button_site].copy()

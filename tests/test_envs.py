@@ -107,6 +107,22 @@ def test_coffee_button_latches_and_needs_retreat():
     env.close()
 
 
+def test_coffee_press_shows_the_liquid_to_the_cameras():
+    """Like upstream's coffee-liquid sites: once pressed, the stream is in the images, so the press is observable."""
+    env = envs.make("CoffeePressButton", image_size=64, seed=0)
+    env.reset(seed=0)
+    sim = env.unwrapped.sim
+    before = sim.render_images()
+    sim.set_pressed(True)
+    after = sim.render_images()
+    changed = {camera: int((np.abs(after[camera].astype(int) - before[camera]).sum(-1) > 30).sum()) for camera in after}
+    assert changed["left"] > 5 and changed["right"] > 5, changed
+    env.reset(seed=0)  # a new episode starts with the machine off
+    assert not sim.button_pressed
+    assert np.array_equal(sim.render_images()["left"], before["left"])
+    env.close()
+
+
 def test_microwave_needs_stop_button_and_retreat_and_ignores_the_door():
     import mujoco
 

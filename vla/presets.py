@@ -64,7 +64,7 @@ PRESETS: dict[str, Preset] = {
             ),
         ),
         train=TrainConfig(
-            preset="small", backbone="tiny-grounded", steps=5000, batch_size=16, save_every=1000, keep_last=5,
+            preset="small", backbone="tiny-grounded", steps=10000, batch_size=16, save_every=2000, keep_last=5,
             cpu_threads=2, cache_features=True, optim=OptimConfig(lr=1e-3),
             data=DataConfig(root=DEFAULT_DATASET, augment=ImageAugConfig(crop_scale=1.0, resize=None)),
         ),

@@ -20,10 +20,18 @@ class Policy(Protocol):
 
 @runtime_checkable
 class ChunkPolicy(Policy, Protocol):
-    """A Policy that predicts whole action chunks, so a runner can batch it across environments."""
+    """A Policy that predicts whole action chunks, so a runner can batch it across environments.
+
+    A runner gives each of its envs a slot: reset(seed=episode seed, slot=env) when an episode starts there, and
+    the slot of each row with a batched prediction. A policy that samples (flow matching) draws a row's noise
+    from its slot's stream, restarted from the episode seed, so an episode's actions do not depend on its batch.
+    """
 
     chunk_size: int
     action_dim: int
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Start an episode in `slot` (0 for a single env); `seed`: the episode's, for its noise stream."""
+
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
         """(chunk_size, action_dim) for one observation, or (B, chunk_size, action_dim) for a batched one."""

@@ -97,11 +97,16 @@ class RemotePolicy:
         if problem:
             raise ValueError(problem)
 
-    def reset(self) -> None:
-        self.queue.reset()
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Start an episode in `slot`; the seed is not sent: the server draws noise from its own single stream."""
+        if slot == 0:
+            self.queue.reset()
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
-        """(chunk, action_dim) for one observation, (B, chunk, action_dim) for a batched one; errors are one line."""
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
+        """(chunk, action_dim) for one observation, (B, chunk, action_dim) for a batched one; errors are one line.
+
+        `slots` are not sent (see reset).
+        """
         frame = packb(obs)
         limit = int(self.metadata["max_request_bytes"])
         if len(frame) > limit:

@@ -306,10 +306,10 @@ class RayPolicy:
         cls = ray.remote(PolicyActor)
         self._actors = [cls.options(**options).remote(factory) for _ in range(num_actors)]
 
-    def reset(self) -> None:
-        pass
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Nothing to reset here: the actors' copies draw noise from one stream each, not per episode."""
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
         ray = self._ray
         n = len(obs["observation.state"])
         parts = [p for p in np.array_split(np.arange(n), min(n, len(self._actors))) if len(p)]

@@ -172,6 +172,8 @@ def _run_lock_step(book: _Episodes, pool: WorkerPool, policy: ChunkPolicy | None
         queue = ActionQueue(settings.execution, chunk_size=chunk_size) if policy is not None else None
         spec = book.take(worker, queue)
         if spec is not None:
+            if policy is not None:
+                policy.reset(seed=spec.seed, slot=worker)  # the episode's noise: a function of its seed alone
             pool.request(worker, ("reset", spec), settings.reset_timeout_s)
 
     for worker in range(len(pool)):
@@ -204,7 +206,7 @@ def _run_lock_step(book: _Episodes, pool: WorkerPool, policy: ChunkPolicy | None
         stats.env_s += max(env_times, default=0.0)
         if stats.rounds == 1:
             stats.first_round_env_s = stats.env_s
-        actions = _act(policy, [active[w] for w in waiting], stats) if waiting else []
+        actions = _act(policy, {w: active[w] for w in waiting}, stats) if waiting else []
         for worker, action in zip(waiting, actions):
             pool.request(worker, ("step", action), settings.step_timeout_s)
 
@@ -258,17 +260,18 @@ def _run_whole_episodes(book: _Episodes, pool: WorkerPool, stats: RunStats, star
         stats.env_s = stats.first_round_env_s + max(busy)
 
 
-def _act(policy: ChunkPolicy | None, slots: list[_Slot], stats: RunStats) -> list[np.ndarray | None]:
-    """One action per waiting env; envs whose queue ran dry share one batched chunk prediction."""
+def _act(policy: ChunkPolicy | None, slots: dict[int, _Slot], stats: RunStats) -> list[np.ndarray | None]:
+    """One action per waiting env (worker -> slot); envs whose queue ran dry share one batched chunk prediction."""
     if policy is None:
         return [None] * len(slots)
-    hungry = [s for s in slots if s.queue.needs_chunk()]
+    hungry = [w for w, s in slots.items() if s.queue.needs_chunk()]
     if hungry:
         start = time.perf_counter()
         try:
-            chunks = np.asarray(policy.predict_action_chunk(stack_observations([s.obs for s in hungry])))
+            obs = stack_observations([slots[w].obs for w in hungry])
+            chunks = np.asarray(policy.predict_action_chunk(obs, slots=hungry))
         except Exception as exc:
-            episodes = ", ".join(f"{s.spec.task}#{s.spec.index}" for s in hungry)
+            episodes = ", ".join(f"{slots[w].spec.task}#{slots[w].spec.index}" for w in hungry)
             raise PolicyError(f"policy failed on episodes {episodes}: {type(exc).__name__}: {exc}") from exc
         stats.policy_s += time.perf_counter() - start
         stats.policy_calls += 1
@@ -276,6 +279,6 @@ def _act(policy: ChunkPolicy | None, slots: list[_Slot], stats: RunStats) -> lis
             raise PolicyError(f"policy returned shape {chunks.shape} for a batch of {len(hungry)}; expected (B, horizon, action_dim)")
         if not np.isfinite(chunks).all():
             raise PolicyError("policy returned non-finite (NaN/inf) actions")
-        for slot, chunk in zip(hungry, chunks):
-            slot.queue.push(chunk.astype(np.float32))
-    return [s.queue.pop() for s in slots]
+        for worker, chunk in zip(hungry, chunks):
+            slots[worker].queue.push(chunk.astype(np.float32))
+    return [s.queue.pop() for s in slots.values()]

@@ -82,13 +82,13 @@ class ProportionalPolicy:
     def __init__(self):
         self.batch_sizes = []
 
-    def reset(self):
+    def reset(self, seed=None, slot=0):
         pass
 
     def select_action(self, obs):
         return self.predict_action_chunk(obs)[0]
 
-    def predict_action_chunk(self, obs):
+    def predict_action_chunk(self, obs, slots=None):
         state = np.asarray(obs["observation.state"])
         self.batch_sizes.append(len(state))
         chunks = np.zeros((len(state), 16, 12), np.float32)
@@ -193,7 +193,7 @@ def test_chunk_policy_is_batched_across_workers(tmp_path):
 
 
 class _Boom(ProportionalPolicy):
-    def predict_action_chunk(self, obs):
+    def predict_action_chunk(self, obs, slots=None):
         if len(self.batch_sizes) == 5:
             raise RuntimeError("CUDA out of memory")
         return super().predict_action_chunk(obs)

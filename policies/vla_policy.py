@@ -13,7 +13,7 @@ import numpy as np
 
 from contract.embodiments import STATE_KEY, TASK_KEY
 from contract.spec import ObservationSpec, spec_from_checkpoint_config
-from policies.action_queue import ActionQueue, ExecutionConfig
+from policies.action_queue import ChunkExecution, ExecutionConfig
 
 
 ABLATIONS = ("", "cameras", "state")
@@ -83,7 +83,7 @@ class VLAPolicy:
         self.source = source
         # The eval half of the training image pipeline (centre crop + resize): the model must see what it trained on.
         self.image_transform = image_transform
-        self.queue = ActionQueue(execution, chunk_size=self.chunk_size)
+        self.chunks = ChunkExecution(execution, chunk_size=self.chunk_size)
         self.demo_seeds = demo_seeds or {}  # task -> simulator seeds of the demos trained on
         # Controls: "cameras" feeds black images, "state" the normalized state's midpoint (zeros); "" neither.
         self.ablate = ablate
@@ -133,14 +133,13 @@ class VLAPolicy:
             raise ValueError(problem)
 
     def reset(self, seed: int | None = None, slot: int = 0) -> None:
-        """Start an episode in `slot` (a runner's env worker; 0 for a single env).
+        """Start an episode in `slot` (a runner's env worker; 0 for a single env): its action queue empties.
 
         With the episode's `seed`, its noise stream restarts from (policy seed, episode seed); without, it runs on.
         """
         import torch
 
-        if slot == 0:
-            self.queue.reset()
+        self.chunks.reset(slot)
         if seed is not None:
             self._noise[slot] = torch.Generator().manual_seed(noise_seed(self.seed, seed))
 
@@ -190,9 +189,11 @@ class VLAPolicy:
 
     def select_action(self, obs: dict) -> np.ndarray:
         """The next action of the current chunk (slot 0); predicts a new chunk when the queue asks for one."""
-        if self.queue.needs_chunk():
-            self.queue.push(self.predict_action_chunk(obs, slots=[0]))
-        return self.queue.pop()
+        return self.chunks.select_one(obs, self.predict_action_chunk)
+
+    def select_actions(self, observations: list[dict], slots: list[int]) -> np.ndarray:
+        """(B, action_dim): each slot's next action; the slots needing a chunk share one batched prediction."""
+        return self.chunks.select(observations, slots, self.predict_action_chunk)
 
     def _initial_noise(self, slots: list[int]):
         """One row of starting noise per slot, each from its slot's stream (a slot never seeded: the policy seed)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from policies.action_queue import ChunkExecution
 from policies.vla_policy import VLAPolicy
 from rollouts.worker import EnvHost, WorkerSpec
 
@@ -284,8 +285,9 @@ class PolicyActor:
 class RayPolicy:
     """A ChunkPolicy whose chunks come from policy actor(s), on GPU nodes when the cluster has GPUs.
 
-    The runner batches every waiting worker's observation into one call, as with a local policy; with several
-    actors the batch is split between them. A checkpoint policy is reloaded from its directory in each actor
+    The action queues stay here, in the runner's process (the wrapped policy's execution settings); the envs
+    needing a chunk are batched into one call, as with a local policy; with several actors the batch is split
+    between them. A checkpoint policy is reloaded from its directory in each actor
     (the path must be readable there); any other policy is shipped as a pickled copy.
     """
 
@@ -294,6 +296,7 @@ class RayPolicy:
         self.chunk_size = getattr(policy, "chunk_size", None)
         self.action_dim = getattr(policy, "action_dim", None)
         self.image_size = getattr(policy, "image_size", None)
+        self.chunks = ChunkExecution(policy.chunks.config, chunk_size=self.chunk_size)
         source = getattr(policy, "source", "")
         if type(policy).__name__ == "VLAPolicy" and source and Path(source).is_dir():
             factory = functools.partial(_load_vla, source, getattr(policy, "ablate", ""))
@@ -307,7 +310,8 @@ class RayPolicy:
         self._actors = [cls.options(**options).remote(factory) for _ in range(num_actors)]
 
     def reset(self, seed: int | None = None, slot: int = 0) -> None:
-        """Nothing to reset here: the actors' copies draw noise from one stream each, not per episode."""
+        """Start an episode in `slot` (its queue here); the actors' copies draw noise from one stream each."""
+        self.chunks.reset(slot)
 
     def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
         ray = self._ray
@@ -321,7 +325,10 @@ class RayPolicy:
             raise (cause if isinstance(cause, Exception) else RuntimeError(_first_line(err))) from None
 
     def select_action(self, obs: dict) -> np.ndarray:
-        return self.predict_action_chunk(obs)[0]
+        return self.chunks.select_one(obs, self.predict_action_chunk)
+
+    def select_actions(self, observations: list[dict], slots: list[int]) -> np.ndarray:
+        return self.chunks.select(observations, slots, self.predict_action_chunk)
 
     def close(self) -> None:
         _kill_all(self._ray, self._actors)

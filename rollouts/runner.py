@@ -1,6 +1,7 @@
 """The episode runner. Two modes:
 
-- lock-step (a policy in this process): workers step their envs, the main process batches one policy call per round;
+- lock-step (a policy in this process): workers step their envs, the main process asks the policy for one action
+  per env each round (each env is a slot of the policy, which owns the action queues and batches its predictions);
 - whole-episode (policy None: the experts act inside the workers): each worker runs an episode start to end and
   reports it in one message; the next pending episode goes to whichever worker finishes first.
 """
@@ -10,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from policies.action_queue import ActionQueue, ExecutionConfig
 from policies.base import ChunkPolicy
 from rollouts.pool import WorkerPool
 from rollouts.results import EpisodeRecord, ResultsLog
@@ -62,15 +62,13 @@ class RunStats:
 class _Slot:
     spec: EpisodeSpec
     started: float
-    queue: ActionQueue | None
     obs: dict | None = None
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """Per-run knobs of the runner (the rest lives in the pool's WorkerSpec)."""
+    """Per-run knobs of the runner (the rest lives in the pool's WorkerSpec; chunk execution, in the policy)."""
 
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     step_timeout_s: float = 60.0
     reset_timeout_s: float = 300.0
     # Whole-episode mode: the time an episode may take after its reset (covered by reset_timeout_s) before the
@@ -79,15 +77,6 @@ class RunnerSettings:
     max_reruns: int = 2
     video_dir: str = ""
     whole_episodes: bool = True  # policy None: run episodes inside the workers; False: lock-step (tests compare)
-
-
-def stack_observations(observations: list[dict]) -> dict:
-    """Per-env observation dicts -> one batched dict (arrays gain a leading dim, strings become a list)."""
-    out = {}
-    for key, value in observations[0].items():
-        values = [o[key] for o in observations]
-        out[key] = list(values) if isinstance(value, str) else np.stack(values)
-    return out
 
 
 class _Episodes:
@@ -100,12 +89,12 @@ class _Episodes:
         self.log, self.settings, self.stats, self.on_record = log, settings, stats, on_record
         self.errors_in_a_row = 0
 
-    def take(self, worker: int, queue: ActionQueue | None = None) -> EpisodeSpec | None:
+    def take(self, worker: int) -> EpisodeSpec | None:
         """The next pending episode, now running on `worker`; None when nothing is left."""
         if not self.todo:
             return None
         spec = self.todo.popleft()
-        self.active[worker] = _Slot(spec, time.perf_counter(), queue)
+        self.active[worker] = _Slot(spec, time.perf_counter())
         return spec
 
     def finish(self, worker: int, success: bool, steps: int, error: str = "") -> None:
@@ -164,16 +153,17 @@ def run_episodes(
 
 def _run_lock_step(book: _Episodes, pool: WorkerPool, policy: ChunkPolicy | None, stats: RunStats,
                    start_wall: float) -> None:
-    """Every round: gather one reply per worker, one batched policy call, one action to each."""
+    """Every round: gather one reply per worker, one policy call for all of them, one action to each.
+
+    Worker i is the policy's slot i: reset there when an episode starts (its queue, and its noise from the seed).
+    """
     settings, active = book.settings, book.active
-    chunk_size = getattr(policy, "chunk_size", None)
 
     def assign(worker: int) -> None:
-        queue = ActionQueue(settings.execution, chunk_size=chunk_size) if policy is not None else None
-        spec = book.take(worker, queue)
+        spec = book.take(worker)
         if spec is not None:
             if policy is not None:
-                policy.reset(seed=spec.seed, slot=worker)  # the episode's noise: a function of its seed alone
+                policy.reset(seed=spec.seed, slot=worker)
             pool.request(worker, ("reset", spec), settings.reset_timeout_s)
 
     for worker in range(len(pool)):
@@ -261,24 +251,15 @@ def _run_whole_episodes(book: _Episodes, pool: WorkerPool, stats: RunStats, star
 
 
 def _act(policy: ChunkPolicy | None, slots: dict[int, _Slot], stats: RunStats) -> list[np.ndarray | None]:
-    """One action per waiting env (worker -> slot); envs whose queue ran dry share one batched chunk prediction."""
+    """One action per waiting env (worker -> its slot); the policy's queues decide which envs need a new chunk."""
     if policy is None:
         return [None] * len(slots)
-    hungry = [w for w, s in slots.items() if s.queue.needs_chunk()]
-    if hungry:
-        start = time.perf_counter()
-        try:
-            obs = stack_observations([slots[w].obs for w in hungry])
-            chunks = np.asarray(policy.predict_action_chunk(obs, slots=hungry))
-        except Exception as exc:
-            episodes = ", ".join(f"{slots[w].spec.task}#{slots[w].spec.index}" for w in hungry)
-            raise PolicyError(f"policy failed on episodes {episodes}: {type(exc).__name__}: {exc}") from exc
-        stats.policy_s += time.perf_counter() - start
-        stats.policy_calls += 1
-        if chunks.ndim != 3 or len(chunks) != len(hungry):
-            raise PolicyError(f"policy returned shape {chunks.shape} for a batch of {len(hungry)}; expected (B, horizon, action_dim)")
-        if not np.isfinite(chunks).all():
-            raise PolicyError("policy returned non-finite (NaN/inf) actions")
-        for worker, chunk in zip(hungry, chunks):
-            slots[worker].queue.push(chunk.astype(np.float32))
-    return [s.queue.pop() for s in slots.values()]
+    start, predictions = time.perf_counter(), policy.chunks.predictions
+    try:
+        actions = policy.select_actions([s.obs for s in slots.values()], list(slots))
+    except Exception as exc:
+        episodes = ", ".join(f"{s.spec.task}#{s.spec.index}" for s in slots.values())
+        raise PolicyError(f"policy failed on episodes {episodes}: {type(exc).__name__}: {exc}") from exc
+    stats.policy_s += time.perf_counter() - start
+    stats.policy_calls += policy.chunks.predictions - predictions
+    return list(actions)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from contract.spec import ObservationSpec
+from policies.action_queue import ChunkExecution, ExecutionConfig
 from rollouts.config import RolloutConfig
 from rollouts.evaluate import evaluate
 from rollouts.pool import WorkerPool
@@ -79,14 +80,18 @@ class ProportionalPolicy:
 
     chunk_size, action_dim = 16, 12
 
-    def __init__(self):
+    def __init__(self, execution=ExecutionConfig()):
+        self.chunks = ChunkExecution(execution, self.chunk_size)
         self.batch_sizes = []
 
     def reset(self, seed=None, slot=0):
-        pass
+        self.chunks.reset(slot)
 
     def select_action(self, obs):
-        return self.predict_action_chunk(obs)[0]
+        return self.chunks.select_one(obs, self.predict_action_chunk)
+
+    def select_actions(self, observations, slots):
+        return self.chunks.select(observations, slots, self.predict_action_chunk)
 
     def predict_action_chunk(self, obs, slots=None):
         state = np.asarray(obs["observation.state"])
@@ -108,7 +113,8 @@ def _config(tmp_path, **kw):
 
 def _run(tmp_path, policy=None, **kw):
     if policy is not None:
-        kw["policy"] = "vla"
+        execution = policy.chunks.config  # the policy executes its chunks; the config records how
+        kw.update(policy="vla", execute_mode=execution.mode, execute_steps=execution.execute_steps)
     config = _config(tmp_path, **kw)
     tasks = TASKS if config.task == "all" else [config.task]
     return evaluate(config, policy_override=(policy, "test", "test") if policy else (None, "expert", "expert"),
@@ -186,8 +192,8 @@ def test_whole_episode_mode_matches_lock_step_and_skips_per_step_messages(tmp_pa
 
 
 def test_chunk_policy_is_batched_across_workers(tmp_path):
-    policy = ProportionalPolicy()
-    ev = _run(tmp_path, policy=policy, execute_steps=4)
+    policy = ProportionalPolicy(ExecutionConfig(execute_steps=4))
+    ev = _run(tmp_path, policy=policy)
     assert ev.summaries["ReachA"].successes == 6 and ev.summaries["ReachB"].successes == 6
     assert max(policy.batch_sizes) == 2  # both workers' observations went into one call
 
@@ -234,8 +240,8 @@ def test_an_env_that_never_builds_stops_the_run_with_its_error(tmp_path):
 
 
 def test_temporal_ensembling_through_the_runner(tmp_path):
-    policy = ProportionalPolicy()
-    ev = _run(tmp_path, policy=policy, execute_mode="ensemble", execute_steps=1, task="ReachA", num_envs=1, episodes=2)
+    policy = ProportionalPolicy(ExecutionConfig(mode="ensemble", execute_steps=1))
+    ev = _run(tmp_path, policy=policy, task="ReachA", num_envs=1, episodes=2)
     steps = sum(r["steps"] for r in _lines(ev))
     assert ev.summaries["ReachA"].successes == 2
     assert len(policy.batch_sizes) == steps  # a fresh chunk every step, blended with the overlapping ones

@@ -239,7 +239,7 @@ class _progress:
             self.bar = tqdm(total=self.total, desc=self.name, unit="ep", dynamic_ncols=True, file=sys.stderr)
         return self.update
 
-    def update(self, record) -> None:
+    def update(self, record, recording=None) -> None:
         self.done += 1
         self.ok += bool(record.success)
         if self.bar is not None:

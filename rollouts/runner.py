@@ -3,14 +3,17 @@
 - lock-step (a policy in this process): workers step their envs, the main process asks the policy for one action
   per env each round (each env is a slot of the policy, which owns the action queues and batches its predictions);
 - whole-episode (policy None: the experts act inside the workers): each worker runs an episode start to end and
-  reports it in one message; the next pending episode goes to whichever worker finishes first.
+  reports it in one message; the next pending episode goes to whichever worker finishes first. Demo collection
+  runs here too (vla/data/collect.py): its workers record their episodes, its on_record writes the dataset.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +21,7 @@ import numpy as np
 from policies.base import ChunkPolicy
 from rollouts.pool import WorkerPool
 from rollouts.results import EpisodeRecord, ResultsLog
-from rollouts.worker import EpisodeSpec
+from rollouts.worker import EpisodeSpec, Recording
 
 
 class PolicyError(RuntimeError):
@@ -79,25 +82,32 @@ class RunnerSettings:
     whole_episodes: bool = True  # policy None: run episodes inside the workers; False: lock-step (tests compare)
 
 
+# The episodes to run: a list, or a function asked whenever a worker is free (None: nothing to run for now), so a
+# caller can decide the next episode from the records so far (collection: until each task has its demos).
+Episodes = Iterable[EpisodeSpec] | Callable[[], EpisodeSpec | None]
+
+
 class _Episodes:
     """Bookkeeping both modes share: pending episodes, which worker runs which, records, reruns, giving up."""
 
-    def __init__(self, episodes: list[EpisodeSpec], log: ResultsLog, settings: RunnerSettings, stats: RunStats,
+    def __init__(self, episodes: Episodes, log: ResultsLog | None, settings: RunnerSettings, stats: RunStats,
                  on_record=None):
-        self.todo = deque(episodes)
+        self.next_new = episodes if callable(episodes) else functools.partial(next, iter(episodes), None)
+        self.reruns: deque[EpisodeSpec] = deque()
         self.active: dict[int, _Slot] = {}
         self.log, self.settings, self.stats, self.on_record = log, settings, stats, on_record
         self.errors_in_a_row = 0
 
     def take(self, worker: int) -> EpisodeSpec | None:
-        """The next pending episode, now running on `worker`; None when nothing is left."""
-        if not self.todo:
+        """The next pending episode (reruns first), now running on `worker`; None when nothing is left."""
+        spec = self.reruns.popleft() if self.reruns else self.next_new()
+        if spec is None:
             return None
-        spec = self.todo.popleft()
         self.active[worker] = _Slot(spec, time.perf_counter())
         return spec
 
-    def finish(self, worker: int, success: bool, steps: int, error: str = "") -> None:
+    def finish(self, worker: int, success: bool, steps: int, error: str = "", recording: Recording | None = None
+               ) -> None:
         slot = self.active.pop(worker)
         s = slot.spec
         if not error:
@@ -107,10 +117,11 @@ class _Episodes:
         record = EpisodeRecord(task=s.task, base_seed=s.base_seed, index=s.index, seed=s.seed, success=success,
                                steps=steps, time_s=round(time.perf_counter() - slot.started, 3), worker=worker,
                                reruns=s.attempt, error=error, video=video)
-        self.log.append(record)
+        if self.log is not None:
+            self.log.append(record)
         self.stats.episodes += 1
         if self.on_record is not None:
-            self.on_record(record)
+            self.on_record(record, recording)
 
     def failed(self, worker: int, reason: str) -> None:
         """The worker died, hung or raised: queue its episode again, or record an error after max_reruns."""
@@ -124,18 +135,22 @@ class _Episodes:
         else:
             # Rerun from its initial state: a partial episode is not comparable to a whole one.
             self.active.pop(worker)
-            self.todo.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
+            self.reruns.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
 
 
 def run_episodes(
-    episodes: list[EpisodeSpec],
+    episodes: Episodes,
     pool: WorkerPool,
-    log: ResultsLog,
+    log: ResultsLog | None,
     policy: ChunkPolicy | None,
     settings: RunnerSettings = RunnerSettings(),
     on_record=None,
 ) -> RunStats:
-    """Run every episode through the pool (policy None: the workers' experts act); each record is logged as it ends."""
+    """Run every episode through the pool (policy None: the workers' experts act); each record is logged as it ends.
+
+    `episodes`: see Episodes. `on_record(record, recording)` follows each record; the recording is a successful
+    episode's frames when the workers record (WorkerSpec.record), else None.
+    """
     stats = RunStats()
     book = _Episodes(episodes, log, settings, stats, on_record)
     start_wall = time.perf_counter()
@@ -241,10 +256,13 @@ def _run_whole_episodes(book: _Episodes, pool: WorkerPool, stats: RunStats, star
                     started(worker, reply[1])
                     pool.expect(worker, settings.episode_timeout_s)
                 else:
-                    _, success, steps, env_s = reply
+                    _, success, steps, env_s, recording = reply
                     busy[worker] += env_s  # the steps only: the reset came with "started"
                     stats.env_steps += steps
-                    book.finish(worker, success, steps)
+                    book.finish(worker, success, steps, recording=recording)
+                    assign(worker)
+            for worker in range(len(pool)):  # a finished episode can mean more to run (see Episodes): idle ones too
+                if worker not in book.active:
                     assign(worker)
     finally:
         stats.env_s = stats.first_round_env_s + max(busy)

@@ -4,6 +4,7 @@ The stand-in keeps these tests to seconds; tests/test_rollout_envs.py runs the s
 Workers import this module by name ("test_rollout_runner:make_reach_env"), so it must stay importable.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -251,3 +252,19 @@ def test_resuming_into_results_of_other_settings_is_refused(tmp_path):
     _run(tmp_path, episodes=1, task="ReachA", num_envs=1)
     with pytest.raises(ValueError, match="holds results of another policy or settings .*pass another --out-dir"):
         _run(tmp_path, episodes=1, task="ReachA", num_envs=1, horizon=10)
+
+
+def test_recording_workers_send_back_successful_episodes_frames(tmp_path):
+    # Demo collection's use: episodes from a function (asked when a worker is free), frames to a callback.
+    todo = [EpisodeSpec(task, 0, i, 100 + i) for task in TASKS for i in range(3)]
+    got = []
+    with WorkerPool(2, dataclasses.replace(SPEC, record=True)) as pool:
+        run_episodes(lambda: todo.pop(0) if todo else None, pool, None, None, RunnerSettings(),
+                     on_record=lambda record, recording: got.append((record, recording)))
+    assert len(got) == 6 and any(not record.success for record, _ in got)  # the slow expert fails some
+    for record, recording in got:
+        assert (recording is None) == (not record.success)
+        if recording is not None:
+            assert recording.instruction == f"reach {record.task}" and recording.action.shape == (record.steps, 12)
+            assert recording.images["observation.images.wrist"].shape == (record.steps, 16, 16, 3)
+            assert recording.state.dtype == np.float32 and recording.state[0, 0] == 0.0  # the reset's observation

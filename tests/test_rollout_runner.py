@@ -268,3 +268,10 @@ def test_recording_workers_send_back_successful_episodes_frames(tmp_path):
             assert recording.instruction == f"reach {record.task}" and recording.action.shape == (record.steps, 12)
             assert recording.images["observation.images.wrist"].shape == (record.steps, 16, 16, 3)
             assert recording.state.dtype == np.float32 and recording.state[0, 0] == 0.0  # the reset's observation
+
+
+def test_a_policy_that_executes_chunks_otherwise_than_the_config_records_is_refused(tmp_path):
+    config = _config(tmp_path, policy="vla", execute_steps=4, task="ReachA")
+    with pytest.raises(ValueError, match=r"^the policy executes chunks as .*execute_steps=8.*, the config says "):
+        evaluate(config, policy_override=(ProportionalPolicy(), "test", "test"), env_factory=SPEC.env_factory,
+                 tasks=["ReachA"])

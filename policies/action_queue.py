@@ -111,7 +111,7 @@ class ChunkExecution:
         """Slot 0's next action for an unbatched observation; `predict(obs, slots)` when its queue needs a chunk."""
         queue = self.queue(0)
         if queue.needs_chunk():
-            queue.push(_checked(predict(obs, slots=[0])[None], 1)[0])
+            queue.push(_checked(np.asarray(predict(obs, slots=[0]))[None], 1)[0])
             self.predictions += 1
         return queue.pop()
 

@@ -82,3 +82,68 @@ class ActionQueue:
         weights = np.array([math.exp(-self.config.ensemble_coeff * i) for i in range(len(preds))])
         blended = (weights[:, None] * preds.astype(np.float64)).sum(0) / weights.sum()
         return blended.astype(preds.dtype)
+
+
+class ChunkExecution:
+    """A policy's chunk execution across episode slots: one ActionQueue per slot, fed by the policy's predictions.
+
+    The policy owns one and is the only owner of its queues: a single env runs in slot 0 (select_one); a runner
+    with several envs gives each env a slot (select), and the slots whose queue ran dry share one batched call.
+    """
+
+    def __init__(self, config: ExecutionConfig, chunk_size: int | None = None):
+        self.config, self.chunk_size = config, chunk_size
+        self._queues: dict[int, ActionQueue] = {}
+        self.predictions = 0  # batched predict calls made (the runner's statistics)
+        self.queue(0)  # a bad config is an error when the policy is built, not at its first step
+
+    def queue(self, slot: int) -> ActionQueue:
+        """The slot's queue (made on first use)."""
+        if slot not in self._queues:
+            self._queues[slot] = ActionQueue(self.config, chunk_size=self.chunk_size)
+        return self._queues[slot]
+
+    def reset(self, slot: int = 0) -> None:
+        """A new episode in `slot`: its queued actions are dropped."""
+        self.queue(slot).reset()
+
+    def select_one(self, obs: dict, predict) -> np.ndarray:
+        """Slot 0's next action for an unbatched observation; `predict(obs, slots)` when its queue needs a chunk."""
+        queue = self.queue(0)
+        if queue.needs_chunk():
+            queue.push(_checked(np.asarray(predict(obs, slots=[0]))[None], 1)[0])
+            self.predictions += 1
+        return queue.pop()
+
+    def select(self, observations: list[dict], slots: list[int], predict) -> np.ndarray:
+        """(B, action_dim): the next action of each slot, observations[i] being slot i's current observation."""
+        queues = [self.queue(slot) for slot in slots]
+        hungry = [i for i, queue in enumerate(queues) if queue.needs_chunk()]
+        if hungry:
+            obs = stack_observations([observations[i] for i in hungry])
+            chunks = _checked(predict(obs, slots=[slots[i] for i in hungry]), len(hungry))
+            self.predictions += 1
+            for i, chunk in zip(hungry, chunks):
+                queues[i].push(chunk)
+        return np.stack([queue.pop() for queue in queues])
+
+
+def stack_observations(observations: list[dict]) -> dict:
+    """Per-env observation dicts -> one batched dict (arrays gain a leading dim, strings become a list)."""
+    out = {}
+    for key, value in observations[0].items():
+        values = [o[key] for o in observations]
+        out[key] = list(values) if isinstance(value, str) else np.stack(values)
+    return out
+
+
+def _checked(chunks, batch: int) -> np.ndarray:
+    """Predicted chunks as float32 (batch, horizon, action_dim); a wrong shape or a NaN is an error here, not a
+    bad action several steps later."""
+    chunks = np.asarray(chunks)
+    if chunks.ndim != 3 or len(chunks) != batch:
+        raise ValueError(f"the policy returned chunks of shape {chunks.shape} for a batch of {batch}; "
+                         f"expected (B, horizon, action_dim)")
+    if not np.isfinite(chunks).all():
+        raise ValueError("the policy returned non-finite (NaN/inf) actions")
+    return chunks.astype(np.float32)

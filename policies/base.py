@@ -6,6 +6,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from policies.action_queue import ChunkExecution
+
 
 @runtime_checkable
 class Policy(Protocol):
@@ -20,10 +22,23 @@ class Policy(Protocol):
 
 @runtime_checkable
 class ChunkPolicy(Policy, Protocol):
-    """A Policy that predicts whole action chunks, so a runner can batch it across environments."""
+    """A Policy that predicts whole action chunks, so a runner can batch it across environments.
+
+    The policy owns chunk execution (`chunks`: one action queue per slot). A runner gives each of its envs a slot:
+    reset(seed=episode seed, slot=env) when an episode starts there, then select_actions every step. A policy that
+    samples (flow matching) draws a row's noise from its slot's stream, restarted from the episode seed, so an
+    episode's actions do not depend on its batch.
+    """
 
     chunk_size: int
     action_dim: int
+    chunks: ChunkExecution
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Start an episode in `slot` (0 for a single env); `seed`: the episode's, for its noise stream."""
+
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
         """(chunk_size, action_dim) for one observation, or (B, chunk_size, action_dim) for a batched one."""
+
+    def select_actions(self, observations: list[dict], slots: list[int]) -> np.ndarray:
+        """(B, action_dim): the next action of each slot, given its env's current observation."""

@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from contract.embodiments import get_embodiment
 from contract.spec import ObservationSpec
-from policies.action_queue import ActionQueue, ExecutionConfig
+from policies.action_queue import ChunkExecution, ExecutionConfig
 from policies.server import PROTOCOL, TOKEN_ENV
 from policies.wire import packb, unpackb
 
@@ -50,7 +50,7 @@ class RemotePolicy:
         self.image_size = int(meta.get("image_size") or 0) or None
         self.demo_seeds = meta.get("demo_seeds") or {}
         self.source = f"{url} ({meta.get('checkpoint') or 'unnamed policy'})"
-        self.queue = ActionQueue(execution, chunk_size=self.chunk_size)
+        self.chunks = ChunkExecution(execution, chunk_size=self.chunk_size)
         self.last_timing: dict = {}
 
     def _connect(self) -> dict:
@@ -97,11 +97,15 @@ class RemotePolicy:
         if problem:
             raise ValueError(problem)
 
-    def reset(self) -> None:
-        self.queue.reset()
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Start an episode in `slot`; the seed is not sent: the server draws noise from its own single stream."""
+        self.chunks.reset(slot)
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
-        """(chunk, action_dim) for one observation, (B, chunk, action_dim) for a batched one; errors are one line."""
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
+        """(chunk, action_dim) for one observation, (B, chunk, action_dim) for a batched one; errors are one line.
+
+        `slots` are not sent (see reset).
+        """
         frame = packb(obs)
         limit = int(self.metadata["max_request_bytes"])
         if len(frame) > limit:
@@ -132,6 +136,8 @@ class RemotePolicy:
 
     def select_action(self, obs: dict) -> np.ndarray:
         """The next action of the current chunk; asks the server for a new chunk when the queue needs one."""
-        if self.queue.needs_chunk():
-            self.queue.push(self.predict_action_chunk(obs))
-        return self.queue.pop()
+        return self.chunks.select_one(obs, self.predict_action_chunk)
+
+    def select_actions(self, observations: list[dict], slots: list[int]) -> np.ndarray:
+        """(B, action_dim): each slot's next action; the slots needing a chunk share one request."""
+        return self.chunks.select(observations, slots, self.predict_action_chunk)

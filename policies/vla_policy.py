@@ -13,7 +13,7 @@ import numpy as np
 
 from contract.embodiments import STATE_KEY, TASK_KEY
 from contract.spec import ObservationSpec, spec_from_checkpoint_config
-from policies.action_queue import ActionQueue, ExecutionConfig
+from policies.action_queue import ChunkExecution, ExecutionConfig
 
 
 ABLATIONS = ("", "cameras", "state")
@@ -83,14 +83,18 @@ class VLAPolicy:
         self.source = source
         # The eval half of the training image pipeline (centre crop + resize): the model must see what it trained on.
         self.image_transform = image_transform
-        self.queue = ActionQueue(execution, chunk_size=self.chunk_size)
+        self.chunks = ChunkExecution(execution, chunk_size=self.chunk_size)
         self.demo_seeds = demo_seeds or {}  # task -> simulator seeds of the demos trained on
         # Controls: "cameras" feeds black images, "state" the normalized state's midpoint (zeros); "" neither.
         self.ablate = ablate
-        # Flow matching starts from noise: a seeded generator makes a rerun of the same episodes (same worker
-        # count, so the same batches) repeat exactly.
+        # Flow matching starts from noise. An episode draws it from its own stream, restarted at reset from
+        # (policy seed, episode seed), so its actions do not depend on which episodes share its batches or ran
+        # before it. Calls without slots (the policy server) draw from one stream seeded once.
+        self.seed = seed
         self.generator = torch.Generator(device=device).manual_seed(seed)
-        self._takes_generator = "generator" in inspect.signature(model.predict_action_chunk).parameters
+        self._noise: dict[int, torch.Generator] = {}  # episode slot -> its noise stream
+        takes = inspect.signature(model.predict_action_chunk).parameters
+        self._takes_generator, self._takes_noise = "generator" in takes, "noise" in takes
 
     # The Policy interface's names for parts of the spec (the server, the runner and the bridge read these).
     @property
@@ -128,15 +132,28 @@ class VLAPolicy:
         if problem:
             raise ValueError(problem)
 
-    def reset(self) -> None:
-        self.queue.reset()
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Start an episode in `slot` (a runner's env worker; 0 for a single env): its action queue empties.
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
-        """(chunk, action_dim) raw actions for one observation, (B, chunk, action_dim) for a batched one."""
+        With the episode's `seed`, its noise stream restarts from (policy seed, episode seed); without, it runs on.
+        """
+        import torch
+
+        self.chunks.reset(slot)
+        if seed is not None:
+            self._noise[slot] = torch.Generator().manual_seed(noise_seed(self.seed, seed))
+
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
+        """(chunk, action_dim) raw actions for one observation, (B, chunk, action_dim) for a batched one.
+
+        `slots`: the episode slot of each row (see reset); row i's noise then comes from slot i's own stream.
+        """
         import torch
 
         batch = validate_observation(obs, self.cameras, self.embodiment.state_dim)
         unbatched = batch is None
+        if slots is not None and len(slots) != (batch or 1):
+            raise ValueError(f"{len(slots)} slots for a batch of {batch or 1} observations; give one slot per row")
         views = [np.asarray(obs[f"observation.images.{c}"]) for c in self.cameras]
         images = np.stack(views, axis=-4)  # (..., V, H, W, 3)
         state = np.asarray(obs[STATE_KEY], dtype=np.float32)
@@ -157,7 +174,10 @@ class VLAPolicy:
             "state": normalized_state.to(self.device),
             "embodiment": self.embodiment.name,
         }
-        kwargs = {"generator": self.generator} if self._takes_generator else {}
+        if slots is not None and self._takes_noise:
+            kwargs = {"noise": self._initial_noise(slots)}
+        else:
+            kwargs = {"generator": self.generator} if self._takes_generator else {}
         with torch.inference_mode():
             chunk = self.model.predict_action_chunk(model_batch, **kwargs)
         chunk = chunk.float().cpu().numpy()[..., : self.action_dim]
@@ -168,7 +188,25 @@ class VLAPolicy:
         return actions[0] if unbatched else actions
 
     def select_action(self, obs: dict) -> np.ndarray:
-        """The next action of the current chunk; predicts a new chunk when the queue asks for one."""
-        if self.queue.needs_chunk():
-            self.queue.push(self.predict_action_chunk(obs))
-        return self.queue.pop()
+        """The next action of the current chunk (slot 0); predicts a new chunk when the queue asks for one."""
+        return self.chunks.select_one(obs, self.predict_action_chunk)
+
+    def select_actions(self, observations: list[dict], slots: list[int]) -> np.ndarray:
+        """(B, action_dim): each slot's next action; the slots needing a chunk share one batched prediction."""
+        return self.chunks.select(observations, slots, self.predict_action_chunk)
+
+    def _initial_noise(self, slots: list[int]):
+        """One row of starting noise per slot, each from its slot's stream (a slot never seeded: the policy seed)."""
+        import torch
+
+        rows = []
+        for slot in slots:
+            if slot not in self._noise:
+                self._noise[slot] = torch.Generator().manual_seed(self.seed)
+            rows.append(torch.randn(self.model.noise_shape, generator=self._noise[slot]))
+        return torch.stack(rows)
+
+
+def noise_seed(policy_seed: int, episode_seed: int) -> int:
+    """The seed of an episode's noise stream: a 32-bit mix of (policy seed, episode seed), the same in any process."""
+    return int(np.random.SeedSequence([policy_seed, episode_seed]).generate_state(1)[0])

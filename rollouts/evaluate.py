@@ -134,6 +134,9 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
         policy, policy_id, display = policy_override
     else:
         policy, policy_id, display = load_policy(config, checkpoint or config.checkpoint)
+    if policy is not None and policy.chunks.config != config.execution():
+        # The policy executes its chunks; the report and the output dir's fingerprint say how, from the config.
+        raise ValueError(f"the policy executes chunks as {policy.chunks.config}, the config says {config.execution()}")
     env = env_spec(config, policy)
     config = dataclasses.replace(config, image_size=env.image_size)  # recorded in rollout_config.json and the report
     name = f"{display}-{config.backend}-{config.result_fingerprint(policy_id)}"
@@ -158,7 +161,7 @@ def evaluate(config: RolloutConfig, checkpoint: str | None = None, policy_overri
             video_dir=str(out_dir / "videos") if config.video else "", env_factory=env_factory,
             expert_factory=expert_factory, fault=config.fault,
         )
-        settings = RunnerSettings(execution=config.execution(), step_timeout_s=config.step_timeout_s,
+        settings = RunnerSettings(step_timeout_s=config.step_timeout_s,
                                   reset_timeout_s=config.reset_timeout_s, episode_timeout_s=config.episode_timeout_s,
                                   max_reruns=config.max_reruns,
                                   video_dir=worker_spec.video_dir)
@@ -236,7 +239,7 @@ class _progress:
             self.bar = tqdm(total=self.total, desc=self.name, unit="ep", dynamic_ncols=True, file=sys.stderr)
         return self.update
 
-    def update(self, record) -> None:
+    def update(self, record, recording=None) -> None:
         self.done += 1
         self.ok += bool(record.success)
         if self.bar is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from policies.action_queue import ChunkExecution
 from policies.vla_policy import VLAPolicy
 from rollouts.worker import EnvHost, WorkerSpec
 
@@ -272,21 +273,26 @@ def _same_policy(policy):
 
 
 class PolicyActor:
-    """Holds one policy copy; answers batched chunk requests."""
+    """Holds one policy copy; answers batched chunk requests and keeps the noise streams of the slots it serves."""
 
     def __init__(self, factory):
         self.policy = factory()
 
-    def predict(self, obs: dict) -> np.ndarray:
-        return np.asarray(self.policy.predict_action_chunk(obs))
+    def reset(self, seed: int | None, slot: int) -> None:
+        self.policy.reset(seed=seed, slot=slot)
+
+    def predict(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
+        return np.asarray(self.policy.predict_action_chunk(obs, slots=slots))
 
 
 class RayPolicy:
     """A ChunkPolicy whose chunks come from policy actor(s), on GPU nodes when the cluster has GPUs.
 
-    The runner batches every waiting worker's observation into one call, as with a local policy; with several
-    actors the batch is split between them. A checkpoint policy is reloaded from its directory in each actor
-    (the path must be readable there); any other policy is shipped as a pickled copy.
+    The action queues stay here, in the runner's process (the wrapped policy's execution settings); the envs
+    needing a chunk are batched into one call, as with a local policy; with several actors the batch is split
+    between them, each slot always to the same actor (slot mod actors), which keeps its episode's noise stream.
+    A checkpoint policy is reloaded from its directory in each actor (the path must be readable there); any other
+    policy is shipped as a pickled copy.
     """
 
     def __init__(self, policy, num_actors: int = 1):
@@ -294,6 +300,7 @@ class RayPolicy:
         self.chunk_size = getattr(policy, "chunk_size", None)
         self.action_dim = getattr(policy, "action_dim", None)
         self.image_size = getattr(policy, "image_size", None)
+        self.chunks = ChunkExecution(policy.chunks.config, chunk_size=self.chunk_size)
         source = getattr(policy, "source", "")
         if type(policy).__name__ == "VLAPolicy" and source and Path(source).is_dir():
             factory = functools.partial(_load_vla, source, getattr(policy, "ablate", ""))
@@ -306,22 +313,33 @@ class RayPolicy:
         cls = ray.remote(PolicyActor)
         self._actors = [cls.options(**options).remote(factory) for _ in range(num_actors)]
 
-    def reset(self) -> None:
-        pass
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        """Start an episode in `slot`: its queue here, its noise stream in the actor serving the slot."""
+        self.chunks.reset(slot)
+        self._actors[slot % len(self._actors)].reset.remote(seed, slot)  # runs before the slot's next predict
 
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
+    def predict_action_chunk(self, obs: dict, slots: list[int] | None = None) -> np.ndarray:
+        """Each row from its slot's actor (no slots: the batch split evenly between the actors)."""
         ray = self._ray
-        n = len(obs["observation.state"])
-        parts = [p for p in np.array_split(np.arange(n), min(n, len(self._actors))) if len(p)]
-        refs = [actor.predict.remote(_take(obs, p[0], p[-1] + 1)) for actor, p in zip(self._actors, parts)]
+        n, actors = len(obs["observation.state"]), len(self._actors)
+        owner = [slot % actors for slot in slots] if slots is not None else [i * actors // n for i in range(n)]
+        parts = {a: [i for i in range(n) if owner[i] == a] for a in sorted(set(owner))}
+        refs = [self._actors[a].predict.remote(_take(obs, rows), None if slots is None else [slots[i] for i in rows])
+                for a, rows in parts.items()]
         try:
-            return np.concatenate(ray.get(refs))
+            chunks = np.concatenate(ray.get(refs))
         except ray.exceptions.RayTaskError as err:
             cause = getattr(err, "cause", None)
             raise (cause if isinstance(cause, Exception) else RuntimeError(_first_line(err))) from None
+        ordered = np.empty_like(chunks)
+        ordered[[i for rows in parts.values() for i in rows]] = chunks
+        return ordered
 
     def select_action(self, obs: dict) -> np.ndarray:
-        return self.predict_action_chunk(obs)[0]
+        return self.chunks.select_one(obs, self.predict_action_chunk)
+
+    def select_actions(self, observations: list[dict], slots: list[int]) -> np.ndarray:
+        return self.chunks.select(observations, slots, self.predict_action_chunk)
 
     def close(self) -> None:
         _kill_all(self._ray, self._actors)
@@ -336,6 +354,6 @@ def _kill_all(ray, actors) -> None:
             pass
 
 
-def _take(obs: dict, start: int, stop: int) -> dict:
-    return {k: (v[start:stop]) for k, v in obs.items()}
+def _take(obs: dict, rows: list[int]) -> dict:
+    return {k: [v[i] for i in rows] if isinstance(v, list) else v[rows] for k, v in obs.items()}
 

@@ -1,24 +1,27 @@
 """The episode runner. Two modes:
 
-- lock-step (a policy in this process): workers step their envs, the main process batches one policy call per round;
+- lock-step (a policy in this process): workers step their envs, the main process asks the policy for one action
+  per env each round (each env is a slot of the policy, which owns the action queues and batches its predictions);
 - whole-episode (policy None: the experts act inside the workers): each worker runs an episode start to end and
-  reports it in one message; the next pending episode goes to whichever worker finishes first.
+  reports it in one message; the next pending episode goes to whichever worker finishes first. Demo collection
+  runs here too (vla/data/collect.py): its workers record their episodes, its on_record writes the dataset.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
-from policies.action_queue import ActionQueue, ExecutionConfig
 from policies.base import ChunkPolicy
 from rollouts.pool import WorkerPool
 from rollouts.results import EpisodeRecord, ResultsLog
-from rollouts.worker import EpisodeSpec
+from rollouts.worker import EpisodeSpec, Recording
 
 
 class PolicyError(RuntimeError):
@@ -62,15 +65,13 @@ class RunStats:
 class _Slot:
     spec: EpisodeSpec
     started: float
-    queue: ActionQueue | None
     obs: dict | None = None
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """Per-run knobs of the runner (the rest lives in the pool's WorkerSpec)."""
+    """Per-run knobs of the runner (the rest lives in the pool's WorkerSpec; chunk execution, in the policy)."""
 
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     step_timeout_s: float = 60.0
     reset_timeout_s: float = 300.0
     # Whole-episode mode: the time an episode may take after its reset (covered by reset_timeout_s) before the
@@ -81,34 +82,32 @@ class RunnerSettings:
     whole_episodes: bool = True  # policy None: run episodes inside the workers; False: lock-step (tests compare)
 
 
-def stack_observations(observations: list[dict]) -> dict:
-    """Per-env observation dicts -> one batched dict (arrays gain a leading dim, strings become a list)."""
-    out = {}
-    for key, value in observations[0].items():
-        values = [o[key] for o in observations]
-        out[key] = list(values) if isinstance(value, str) else np.stack(values)
-    return out
+# The episodes to run: a list, or a function asked whenever a worker is free (None: nothing to run for now), so a
+# caller can decide the next episode from the records so far (collection: until each task has its demos).
+Episodes = Iterable[EpisodeSpec] | Callable[[], EpisodeSpec | None]
 
 
 class _Episodes:
     """Bookkeeping both modes share: pending episodes, which worker runs which, records, reruns, giving up."""
 
-    def __init__(self, episodes: list[EpisodeSpec], log: ResultsLog, settings: RunnerSettings, stats: RunStats,
+    def __init__(self, episodes: Episodes, log: ResultsLog | None, settings: RunnerSettings, stats: RunStats,
                  on_record=None):
-        self.todo = deque(episodes)
+        self.next_new = episodes if callable(episodes) else functools.partial(next, iter(episodes), None)
+        self.reruns: deque[EpisodeSpec] = deque()
         self.active: dict[int, _Slot] = {}
         self.log, self.settings, self.stats, self.on_record = log, settings, stats, on_record
         self.errors_in_a_row = 0
 
-    def take(self, worker: int, queue: ActionQueue | None = None) -> EpisodeSpec | None:
-        """The next pending episode, now running on `worker`; None when nothing is left."""
-        if not self.todo:
+    def take(self, worker: int) -> EpisodeSpec | None:
+        """The next pending episode (reruns first), now running on `worker`; None when nothing is left."""
+        spec = self.reruns.popleft() if self.reruns else self.next_new()
+        if spec is None:
             return None
-        spec = self.todo.popleft()
-        self.active[worker] = _Slot(spec, time.perf_counter(), queue)
+        self.active[worker] = _Slot(spec, time.perf_counter())
         return spec
 
-    def finish(self, worker: int, success: bool, steps: int, error: str = "") -> None:
+    def finish(self, worker: int, success: bool, steps: int, error: str = "", recording: Recording | None = None
+               ) -> None:
         slot = self.active.pop(worker)
         s = slot.spec
         if not error:
@@ -118,10 +117,11 @@ class _Episodes:
         record = EpisodeRecord(task=s.task, base_seed=s.base_seed, index=s.index, seed=s.seed, success=success,
                                steps=steps, time_s=round(time.perf_counter() - slot.started, 3), worker=worker,
                                reruns=s.attempt, error=error, video=video)
-        self.log.append(record)
+        if self.log is not None:
+            self.log.append(record)
         self.stats.episodes += 1
         if self.on_record is not None:
-            self.on_record(record)
+            self.on_record(record, recording)
 
     def failed(self, worker: int, reason: str) -> None:
         """The worker died, hung or raised: queue its episode again, or record an error after max_reruns."""
@@ -135,18 +135,22 @@ class _Episodes:
         else:
             # Rerun from its initial state: a partial episode is not comparable to a whole one.
             self.active.pop(worker)
-            self.todo.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
+            self.reruns.appendleft(dataclasses.replace(slot.spec, attempt=slot.spec.attempt + 1))
 
 
 def run_episodes(
-    episodes: list[EpisodeSpec],
+    episodes: Episodes,
     pool: WorkerPool,
-    log: ResultsLog,
+    log: ResultsLog | None,
     policy: ChunkPolicy | None,
     settings: RunnerSettings = RunnerSettings(),
     on_record=None,
 ) -> RunStats:
-    """Run every episode through the pool (policy None: the workers' experts act); each record is logged as it ends."""
+    """Run every episode through the pool (policy None: the workers' experts act); each record is logged as it ends.
+
+    `episodes`: see Episodes. `on_record(record, recording)` follows each record; the recording is a successful
+    episode's frames when the workers record (WorkerSpec.record), else None.
+    """
     stats = RunStats()
     book = _Episodes(episodes, log, settings, stats, on_record)
     start_wall = time.perf_counter()
@@ -164,14 +168,17 @@ def run_episodes(
 
 def _run_lock_step(book: _Episodes, pool: WorkerPool, policy: ChunkPolicy | None, stats: RunStats,
                    start_wall: float) -> None:
-    """Every round: gather one reply per worker, one batched policy call, one action to each."""
+    """Every round: gather one reply per worker, one policy call for all of them, one action to each.
+
+    Worker i is the policy's slot i: reset there when an episode starts (its queue, and its noise from the seed).
+    """
     settings, active = book.settings, book.active
-    chunk_size = getattr(policy, "chunk_size", None)
 
     def assign(worker: int) -> None:
-        queue = ActionQueue(settings.execution, chunk_size=chunk_size) if policy is not None else None
-        spec = book.take(worker, queue)
+        spec = book.take(worker)
         if spec is not None:
+            if policy is not None:
+                policy.reset(seed=spec.seed, slot=worker)
             pool.request(worker, ("reset", spec), settings.reset_timeout_s)
 
     for worker in range(len(pool)):
@@ -204,7 +211,7 @@ def _run_lock_step(book: _Episodes, pool: WorkerPool, policy: ChunkPolicy | None
         stats.env_s += max(env_times, default=0.0)
         if stats.rounds == 1:
             stats.first_round_env_s = stats.env_s
-        actions = _act(policy, [active[w] for w in waiting], stats) if waiting else []
+        actions = _act(policy, {w: active[w] for w in waiting}, stats) if waiting else []
         for worker, action in zip(waiting, actions):
             pool.request(worker, ("step", action), settings.step_timeout_s)
 
@@ -249,33 +256,28 @@ def _run_whole_episodes(book: _Episodes, pool: WorkerPool, stats: RunStats, star
                     started(worker, reply[1])
                     pool.expect(worker, settings.episode_timeout_s)
                 else:
-                    _, success, steps, env_s = reply
+                    _, success, steps, env_s, recording = reply
                     busy[worker] += env_s  # the steps only: the reset came with "started"
                     stats.env_steps += steps
-                    book.finish(worker, success, steps)
+                    book.finish(worker, success, steps, recording=recording)
+                    assign(worker)
+            for worker in range(len(pool)):  # a finished episode can mean more to run (see Episodes): idle ones too
+                if worker not in book.active:
                     assign(worker)
     finally:
         stats.env_s = stats.first_round_env_s + max(busy)
 
 
-def _act(policy: ChunkPolicy | None, slots: list[_Slot], stats: RunStats) -> list[np.ndarray | None]:
-    """One action per waiting env; envs whose queue ran dry share one batched chunk prediction."""
+def _act(policy: ChunkPolicy | None, slots: dict[int, _Slot], stats: RunStats) -> list[np.ndarray | None]:
+    """One action per waiting env (worker -> its slot); the policy's queues decide which envs need a new chunk."""
     if policy is None:
         return [None] * len(slots)
-    hungry = [s for s in slots if s.queue.needs_chunk()]
-    if hungry:
-        start = time.perf_counter()
-        try:
-            chunks = np.asarray(policy.predict_action_chunk(stack_observations([s.obs for s in hungry])))
-        except Exception as exc:
-            episodes = ", ".join(f"{s.spec.task}#{s.spec.index}" for s in hungry)
-            raise PolicyError(f"policy failed on episodes {episodes}: {type(exc).__name__}: {exc}") from exc
-        stats.policy_s += time.perf_counter() - start
-        stats.policy_calls += 1
-        if chunks.ndim != 3 or len(chunks) != len(hungry):
-            raise PolicyError(f"policy returned shape {chunks.shape} for a batch of {len(hungry)}; expected (B, horizon, action_dim)")
-        if not np.isfinite(chunks).all():
-            raise PolicyError("policy returned non-finite (NaN/inf) actions")
-        for slot, chunk in zip(hungry, chunks):
-            slot.queue.push(chunk.astype(np.float32))
-    return [s.queue.pop() for s in slots]
+    start, predictions = time.perf_counter(), policy.chunks.predictions
+    try:
+        actions = policy.select_actions([s.obs for s in slots.values()], list(slots))
+    except Exception as exc:
+        episodes = ", ".join(f"{s.spec.task}#{s.spec.index}" for s in slots.values())
+        raise PolicyError(f"policy failed on episodes {episodes}: {type(exc).__name__}: {exc}") from exc
+    stats.policy_s += time.perf_counter() - start
+    stats.policy_calls += policy.chunks.predictions - predictions
+    return list(actions)

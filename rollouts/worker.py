@@ -3,9 +3,10 @@
 Protocol over a Pipe, one reply per request:
   ("reset", EpisodeSpec)  -> ("obs", obs | None, env_seconds)
   ("step", action | None) -> ("step", obs | None, done, success, steps, env_seconds)   (None: the expert acts)
-  ("episode", EpisodeSpec) -> ("started", reset_seconds), then ("episode", success, steps, step_seconds)
+  ("episode", EpisodeSpec) -> ("started", reset_seconds), then ("episode", success, steps, step_seconds, recording)
                              (expert only: the whole episode runs here, no message per step; step_seconds
-                             covers every step after the reset, expert included)
+                             covers every step after the reset, expert included; recording: the frames of a
+                             successful episode when WorkerSpec.record, else None)
   ("close",)              -> process exits
 The Ray backend sends the two halves of "episode" as separate calls: ("begin_episode", EpisodeSpec) -> "started",
 then ("run_episode",) -> "episode".
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.embodiments import STATE_KEY, TASK_KEY
 from contract.spec import ObservationSpec
 from envs import TASKS
 from rollouts.video import EpisodeVideo
@@ -39,6 +41,7 @@ class WorkerSpec:
     render: bool = True  # expert runs without video need no pixels
     expert: bool = False
     send_obs: bool = True  # the policy process needs observations; expert runs do not
+    record: bool = False  # demo collection: a successful whole episode comes back with its frames (see Recording)
     video_dir: str = ""
     env_factory: str = "envs:make"
     expert_factory: str = "policies.experts:make_expert"
@@ -71,11 +74,33 @@ def _parse_fault(fault: str) -> tuple[str, int, int] | None:
     return kind, int(episode), int(step)
 
 
+@dataclass
+class Recording:
+    """An episode's frames as a demonstration: the observation before each step and the action taken there."""
+
+    instruction: str
+    images: dict  # image key -> T uint8 (H, W, 3) frames: a list while recording, one array once stacked
+    state: list | np.ndarray  # T float32 states
+    action: list | np.ndarray  # T float32 actions
+
+    def add(self, obs: dict, action: np.ndarray) -> None:
+        for key, frames in self.images.items():
+            frames.append(obs[key])
+        self.state.append(np.asarray(obs[STATE_KEY], dtype=np.float32))
+        self.action.append(action)
+
+    def stacked(self) -> Recording:
+        """The same frames as arrays (T, ...), which travel between processes in one piece."""
+        return Recording(self.instruction, {k: np.stack(v) for k, v in self.images.items()}, np.stack(self.state),
+                         np.stack(self.action))
+
+
 class _Episode:
     """The worker-side state of the running episode."""
 
-    def __init__(self, spec: EpisodeSpec, env, expert, max_steps: int, video):
+    def __init__(self, spec: EpisodeSpec, env, expert, max_steps: int, video, recording: Recording | None = None):
         self.spec, self.env, self.expert, self.max_steps, self.video = spec, env, expert, max_steps, video
+        self.recording = recording
         self.steps = 0
         self.obs: dict | None = None
 
@@ -159,7 +184,9 @@ class EnvHost:
             if episode is not None and episode.video is not None:
                 episode.video.discard()  # a half-written video of an episode that will be rerun
             return _error_reply(exc)
-        return ("episode", success, episode.steps, time.perf_counter() - start)
+        # Only a success is worth its frames' trip to the parent: collection keeps nothing of a failure.
+        recording = episode.recording.stacked() if success and episode.recording is not None else None
+        return ("episode", success, episode.steps, time.perf_counter() - start, recording)
 
     def _new_episode(self, spec: EpisodeSpec) -> None:
         """Reset into a new episode (the env for its task built on first use), dropping any unfinished one."""
@@ -230,14 +257,18 @@ def _reset(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expe
     obs, _ = env.reset(seed=spec.seed)
     expert = None
     if make_expert is not None:
+        # Built per episode: its constructor starts the episode from the seed, as one expert reset(seed=...) per
+        # episode does, so an expert rollout of seed S is the demo that collection records for seed S.
         expert = make_expert(spec.task, env, seed=spec.seed)
-        expert.reset()
     video = None
     if wspec.video_dir:
         path = Path(wspec.video_dir) / spec.task / f"seed{spec.base_seed}_ep{spec.index:04d}.mp4"
         video = EpisodeVideo(path, str(obs.get("task", spec.task)))
         video.add(obs, 0)
-    episode = _Episode(spec, env, expert, _task_horizon(env, spec.task, wspec.horizon), video)
+    recording = None
+    if wspec.record:
+        recording = Recording(str(obs[TASK_KEY]), {key: [] for key in wspec.observation.image_keys}, [], [])
+    episode = _Episode(spec, env, expert, _task_horizon(env, spec.task, wspec.horizon), video, recording)
     episode.obs = obs
     return episode
 
@@ -247,7 +278,10 @@ def _step(episode: _Episode, action) -> tuple[bool, bool]:
         if episode.expert is None:
             raise RuntimeError("no action sent and this worker runs no expert")
         action = episode.expert.select_action(episode.obs)
-    obs, _, terminated, truncated, info = episode.env.step(np.asarray(action, dtype=np.float32))
+    action = np.asarray(action, dtype=np.float32)
+    if episode.recording is not None:
+        episode.recording.add(episode.obs, action)
+    obs, _, terminated, truncated, info = episode.env.step(action)
     episode.steps += 1
     episode.obs = obs
     success = bool(info.get("success", False))

@@ -16,6 +16,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def main(argv=None) -> int:
+    from rollouts.runner import EnvFailure
     from vla.data.collect import CollectConfig, collect
 
     d = CollectConfig()
@@ -36,6 +37,9 @@ def main(argv=None) -> int:
     except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except EnvFailure as e:  # the env keeps failing (missing assets, a broken backend): what is written stays
+        print(f"error: {e}; rerun the same command to resume", file=sys.stderr)
+        return 1
     return 1 if result["short"] else 0
 
 

@@ -134,7 +134,7 @@ def _target(task: str, state: dict) -> tuple[np.ndarray, bool]:
 def _run_episode(env, policy, task: str, seed: int, horizon: int) -> dict:
     """One held-out episode in this process, tracking the gripper against the task's target."""
     obs, _ = env.reset(seed=seed)
-    policy.reset()
+    policy.reset(seed=seed)  # the noise the rollout runner gives this episode, so the rollout is replayed
     sim = env.unwrapped.sim
     start_target, _ = _target(task, sim.privileged_state())
     closest, closest_at, reached, success, steps = np.inf, None, False, False, 0

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from policies.action_queue import ActionQueue, ExecutionConfig
+from policies.action_queue import ActionQueue, ChunkExecution, ExecutionConfig
 
 
 def _chunk(start, horizon=16, dim=2):
@@ -74,3 +74,24 @@ def test_bad_configs_and_chunks_are_one_line_errors():
         ActionQueue(ExecutionConfig(mode="blend"))
     with pytest.raises(ValueError, match=r"\(horizon, action_dim\)"):
         ActionQueue().push(np.zeros(16))
+
+
+def test_one_policy_runs_a_queue_per_slot_and_batches_the_slots_that_need_a_chunk():
+    chunks = ChunkExecution(ExecutionConfig(execute_steps=4), chunk_size=16)
+    calls = []
+
+    def predict(obs, slots):
+        calls.append(slots)
+        return np.stack([_chunk(100 * slot) for slot in slots])
+
+    obs = {"observation.state": np.zeros(16, np.float32), "task": "reach"}
+    assert chunks.select([obs, obs], [0, 1], predict)[:, 0].tolist() == [0, 100]
+    chunks.select([obs, obs], [0, 1], predict)
+    chunks.select([obs, obs], [0, 1], predict)
+    chunks.reset(slot=1)  # a new episode starts in slot 1 only
+    assert chunks.select([obs, obs], [0, 1], predict)[:, 0].tolist() == [3, 100]
+    assert calls == [[0, 1], [1]] and chunks.predictions == 2
+    with pytest.raises(ValueError, match=r"non-finite \(NaN/inf\) actions"):
+        chunks.select([obs], [2], lambda obs, slots: np.full((1, 16, 2), np.nan))
+    with pytest.raises(ValueError, match=r"chunks of shape \(16, 2\) for a batch of 1"):
+        chunks.select([obs], [3], lambda obs, slots: _chunk(0))

@@ -138,3 +138,36 @@ def test_controls_blank_the_cameras_or_hold_the_state():
     assert stateless.model.seen[-1]["images"].min() == 200 and stateless.model.seen[-1]["state"].abs().max() == 0
     with pytest.raises(ValueError, match="unknown ablation 'nose'"):
         _policy(ablate="nose")
+
+
+def test_an_episodes_actions_depend_on_its_seeds_not_on_its_batch_mates():
+    from vla.model import VLA
+    from vla.presets import get_preset
+
+    torch.manual_seed(0)
+    policy = VLAPolicy(VLA(get_preset("tiny")).eval(), NORMALIZER, spec=ObservationSpec(image_size=64), seed=3)
+    rng = np.random.default_rng(0)
+    episodes = []
+    for state2 in (0.5, -1.0, 1.5):
+        obs = _obs(state2=state2, size=64)
+        obs.update({f"observation.images.{c}": rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+                    for c in ("left", "right", "wrist")})
+        episodes.append(obs)
+    batched = {k: [o[k] for o in episodes] if k == "task" else np.stack([o[k] for o in episodes]) for k in episodes[0]}
+
+    policy.reset(seed=11)  # episode seed 11 alone, in slot 0
+    alone = [policy.predict_action_chunk(episodes[2], slots=[0]) for _ in range(2)]
+    policy.predict_action_chunk(batched, slots=[0, 1, 2])  # other episodes advance the streams of all slots
+    for slot, seed in enumerate((12, 13, 11)):  # now seed 11 runs in slot 2, beside two other episodes
+        policy.reset(seed=seed, slot=slot)
+    in_batch = [policy.predict_action_chunk(batched, slots=[0, 1, 2])[2] for _ in range(2)]
+    # The same noise; only float rounding of batched kernels differs (1e-7), where another stream differs by ~1.
+    np.testing.assert_allclose(alone[0], in_batch[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(alone[1], in_batch[1], rtol=0, atol=1e-5)
+    assert not np.array_equal(alone[0], alone[1])  # the stream runs on within an episode
+
+    policy.reset(seed=12)
+    assert not np.array_equal(policy.predict_action_chunk(episodes[2], slots=[0]), alone[0])
+    other_policy_seed = VLAPolicy(policy.model, NORMALIZER, spec=policy.spec, seed=4)
+    other_policy_seed.reset(seed=11)
+    assert not np.array_equal(other_policy_seed.predict_action_chunk(episodes[2], slots=[0]), alone[0])

@@ -16,6 +16,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from policies.action_queue import ExecutionConfig  # noqa: E402
 from rollouts.cli import main  # noqa: E402
 from rollouts.ray_pool import MISSING  # noqa: E402
 from test_rollout_runner import ProportionalPolicy, _lines, _run  # noqa: E402
@@ -53,8 +54,9 @@ def test_ray_runs_the_same_episodes_as_the_pool(tmp_path, cluster):
 
 
 def test_a_policy_runs_in_a_policy_actor_batched_across_workers(tmp_path, cluster):
-    pool = _run(tmp_path / "pool", policy=ProportionalPolicy(), episodes=3, execute_steps=4)
-    on_ray = _run(tmp_path / "ray", policy=ProportionalPolicy(), episodes=3, execute_steps=4, ray=cluster.address)
+    execution = ExecutionConfig(execute_steps=4)
+    pool = _run(tmp_path / "pool", policy=ProportionalPolicy(execution), episodes=3)
+    on_ray = _run(tmp_path / "ray", policy=ProportionalPolicy(execution), episodes=3, ray=cluster.address)
     assert _outcomes(_lines(on_ray)) == _outcomes(_lines(pool))
     assert on_ray.summaries["ReachB"].successes == 3 and on_ray.stats.policy_calls == pool.stats.policy_calls
 

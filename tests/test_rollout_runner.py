@@ -4,12 +4,14 @@ The stand-in keeps these tests to seconds; tests/test_rollout_envs.py runs the s
 Workers import this module by name ("test_rollout_runner:make_reach_env"), so it must stay importable.
 """
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from contract.spec import ObservationSpec
+from policies.action_queue import ChunkExecution, ExecutionConfig
 from rollouts.config import RolloutConfig
 from rollouts.evaluate import evaluate
 from rollouts.pool import WorkerPool
@@ -79,16 +81,20 @@ class ProportionalPolicy:
 
     chunk_size, action_dim = 16, 12
 
-    def __init__(self):
+    def __init__(self, execution=ExecutionConfig()):
+        self.chunks = ChunkExecution(execution, self.chunk_size)
         self.batch_sizes = []
 
-    def reset(self):
-        pass
+    def reset(self, seed=None, slot=0):
+        self.chunks.reset(slot)
 
     def select_action(self, obs):
-        return self.predict_action_chunk(obs)[0]
+        return self.chunks.select_one(obs, self.predict_action_chunk)
 
-    def predict_action_chunk(self, obs):
+    def select_actions(self, observations, slots):
+        return self.chunks.select(observations, slots, self.predict_action_chunk)
+
+    def predict_action_chunk(self, obs, slots=None):
         state = np.asarray(obs["observation.state"])
         self.batch_sizes.append(len(state))
         chunks = np.zeros((len(state), 16, 12), np.float32)
@@ -108,7 +114,8 @@ def _config(tmp_path, **kw):
 
 def _run(tmp_path, policy=None, **kw):
     if policy is not None:
-        kw["policy"] = "vla"
+        execution = policy.chunks.config  # the policy executes its chunks; the config records how
+        kw.update(policy="vla", execute_mode=execution.mode, execute_steps=execution.execute_steps)
     config = _config(tmp_path, **kw)
     tasks = TASKS if config.task == "all" else [config.task]
     return evaluate(config, policy_override=(policy, "test", "test") if policy else (None, "expert", "expert"),
@@ -186,14 +193,14 @@ def test_whole_episode_mode_matches_lock_step_and_skips_per_step_messages(tmp_pa
 
 
 def test_chunk_policy_is_batched_across_workers(tmp_path):
-    policy = ProportionalPolicy()
-    ev = _run(tmp_path, policy=policy, execute_steps=4)
+    policy = ProportionalPolicy(ExecutionConfig(execute_steps=4))
+    ev = _run(tmp_path, policy=policy)
     assert ev.summaries["ReachA"].successes == 6 and ev.summaries["ReachB"].successes == 6
     assert max(policy.batch_sizes) == 2  # both workers' observations went into one call
 
 
 class _Boom(ProportionalPolicy):
-    def predict_action_chunk(self, obs):
+    def predict_action_chunk(self, obs, slots=None):
         if len(self.batch_sizes) == 5:
             raise RuntimeError("CUDA out of memory")
         return super().predict_action_chunk(obs)
@@ -234,8 +241,8 @@ def test_an_env_that_never_builds_stops_the_run_with_its_error(tmp_path):
 
 
 def test_temporal_ensembling_through_the_runner(tmp_path):
-    policy = ProportionalPolicy()
-    ev = _run(tmp_path, policy=policy, execute_mode="ensemble", execute_steps=1, task="ReachA", num_envs=1, episodes=2)
+    policy = ProportionalPolicy(ExecutionConfig(mode="ensemble", execute_steps=1))
+    ev = _run(tmp_path, policy=policy, task="ReachA", num_envs=1, episodes=2)
     steps = sum(r["steps"] for r in _lines(ev))
     assert ev.summaries["ReachA"].successes == 2
     assert len(policy.batch_sizes) == steps  # a fresh chunk every step, blended with the overlapping ones
@@ -245,3 +252,26 @@ def test_resuming_into_results_of_other_settings_is_refused(tmp_path):
     _run(tmp_path, episodes=1, task="ReachA", num_envs=1)
     with pytest.raises(ValueError, match="holds results of another policy or settings .*pass another --out-dir"):
         _run(tmp_path, episodes=1, task="ReachA", num_envs=1, horizon=10)
+
+
+def test_recording_workers_send_back_successful_episodes_frames(tmp_path):
+    # Demo collection's use: episodes from a function (asked when a worker is free), frames to a callback.
+    todo = [EpisodeSpec(task, 0, i, 100 + i) for task in TASKS for i in range(3)]
+    got = []
+    with WorkerPool(2, dataclasses.replace(SPEC, record=True)) as pool:
+        run_episodes(lambda: todo.pop(0) if todo else None, pool, None, None, RunnerSettings(),
+                     on_record=lambda record, recording: got.append((record, recording)))
+    assert len(got) == 6 and any(not record.success for record, _ in got)  # the slow expert fails some
+    for record, recording in got:
+        assert (recording is None) == (not record.success)
+        if recording is not None:
+            assert recording.instruction == f"reach {record.task}" and recording.action.shape == (record.steps, 12)
+            assert recording.images["observation.images.wrist"].shape == (record.steps, 16, 16, 3)
+            assert recording.state.dtype == np.float32 and recording.state[0, 0] == 0.0  # the reset's observation
+
+
+def test_a_policy_that_executes_chunks_otherwise_than_the_config_records_is_refused(tmp_path):
+    config = _config(tmp_path, policy="vla", execute_steps=4, task="ReachA")
+    with pytest.raises(ValueError, match=r"^the policy executes chunks as .*execute_steps=8.*, the config says "):
+        evaluate(config, policy_override=(ProportionalPolicy(), "test", "test"), env_factory=SPEC.env_factory,
+                 tasks=["ReachA"])

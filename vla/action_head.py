@@ -124,14 +124,26 @@ class FlowMatchingActionHead(nn.Module):
         pred = self.velocity(vl, feature_mask, state_token, x_t, time_bucket(t, cfg.num_timestep_buckets), category)
         return masked_mse(pred.float(), target.float(), action_mask)
 
+    @property
+    def noise_shape(self) -> tuple[int, int]:
+        """One sample's initial noise: (horizon, max_action_dim)."""
+        return (self.cfg.action_horizon, self.cfg.max_action_dim)
+
     @torch.no_grad()
-    def sample(self, features, feature_mask, state, category, steps: int | None = None, generator=None) -> torch.Tensor:
-        """Euler-integrate from Gaussian noise; returns padded chunks (B, horizon, max_action_dim)."""
+    def sample(self, features, feature_mask, state, category, steps: int | None = None, generator=None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Euler-integrate from Gaussian noise; returns padded chunks (B, horizon, max_action_dim).
+
+        `noise` (B, *noise_shape): the starting points, drawn by the caller (one stream per sample); else drawn here.
+        """
         cfg = self.cfg
         vl = self.adapt(features, feature_mask)
         state_token = self.encode_state(state, category)
-        shape = (features.shape[0], cfg.action_horizon, cfg.max_action_dim)
-        noise = torch.randn(shape, generator=generator, device=generator.device if generator else vl.device)
+        shape = (features.shape[0], *self.noise_shape)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, device=generator.device if generator else vl.device)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise must be {shape} (batch, horizon, max_action_dim); got {tuple(noise.shape)}")
         noise = noise.to(vl.device, vl.dtype)
 
         def velocity(x, bucket):

@@ -112,15 +112,24 @@ class VLA(nn.Module):
         loss = self.head.compute_loss(features, mask, state, action, action_mask, emb.id, generator=generator)
         return loss, {"loss": loss.item(), "action_steps": float(action_mask[..., 0].sum().item())}
 
+    @property
+    def noise_shape(self) -> tuple[int, int]:
+        """One sample's initial flow-matching noise, for callers that draw it themselves (predict_action_chunk)."""
+        return self.head.noise_shape
+
     @torch.no_grad()
     def predict_action_chunk(
-        self, batch: dict, steps: int | None = None, generator: torch.Generator | None = None
+        self, batch: dict, steps: int | None = None, generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, horizon, action_dim) normalized actions for the embodiment's real dims."""
+        """(B, horizon, action_dim) normalized actions for the embodiment's real dims.
+
+        The flow starts from `noise` (B, *noise_shape) when given, else from noise drawn with `generator`.
+        """
         emb = self.embodiment(batch)
         state = self._state(batch, emb)
         features, mask = self._features(batch, emb)
-        chunk = self.head.sample(features, mask, state, emb.id, steps=steps, generator=generator)
+        chunk = self.head.sample(features, mask, state, emb.id, steps=steps, generator=generator, noise=noise)
         return chunk[..., : emb.action_dim].float()
 
     def trainable_parameters(self) -> list[nn.Parameter]:

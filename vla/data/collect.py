@@ -1,5 +1,7 @@
-"""Scripted-expert demonstration collection: parallel env workers, the main process as the single dataset writer.
+"""Scripted-expert demonstration collection: a client of the rollout runner, the main process the dataset writer.
 
+The rollout workers run the experts' whole episodes and record them (WorkerSpec.record); the runner hands each
+finished attempt to this module, which keeps the successes in the dataset and notes the failures in its sidecar.
 Each task has its own deterministic stream of episode seeds (seed, seed+1, ...). An attempt is a pure function of
 (task, seed), so with any number of workers the same seeds give the same episodes; the seeds already written or
 rejected are read back from the dataset's sidecar, so rerunning the command after a kill continues the streams.
@@ -7,18 +9,19 @@ rejected are read back from the dataset's sidecar, so rerunning the command afte
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from contract.embodiments import IMAGE_KEYS, IMAGE_SIZE, STATE_KEY, TASK_KEY
+from contract.embodiments import IMAGE_SIZE
 from contract.spec import ObservationSpec
+from rollouts.pool import WorkerPool
+from rollouts.results import EpisodeRecord
+from rollouts.runner import RunnerSettings, run_episodes
+from rollouts.worker import EpisodeSpec, Recording, WorkerSpec
 from vla.data.schema import KNOWN_TASKS, check_task_names
 from vla.data.writer import DatasetWriter, Episode
 
@@ -57,57 +60,11 @@ def quotas(tasks: tuple[str, ...], episodes: int) -> dict[str, int]:
     return {t: base + (i < extra) for i, t in enumerate(tasks)}
 
 
-_ENVS: dict = {}
-
-
-def _env_and_expert(task: str, cfg: CollectConfig):
-    """One env and expert per task per process, built on first use and reused across episodes (soft resets)."""
-    if task not in _ENVS:
-        import envs
-        from policies.experts import make_expert
-
-        kwargs = {"backend": cfg.backend, "spec": cfg.spec, "render": True}
-        if cfg.horizon is not None:
-            kwargs["horizon"] = cfg.horizon
-        env = envs.make(task, **kwargs)
-        _ENVS[task] = (env, make_expert(task, env))
-    return _ENVS[task]
-
-
-def run_episode(task: str, seed: int, cfg: CollectConfig) -> dict:
-    """Roll the expert out once; returns the frames (only kept when it succeeded) and the outcome."""
-    started = time.perf_counter()
-    env, expert = _env_and_expert(task, cfg)
-    obs, _ = env.reset(seed=seed)
-    expert.reset(seed=seed)  # the expert's jitter and noise too, so an attempt is a function of (task, seed)
-    frames = defaultdict(list)
-    success, steps, instruction = False, 0, obs[TASK_KEY]
-    while True:
-        action = np.asarray(expert.select_action(obs), dtype=np.float32)
-        for key in IMAGE_KEYS:
-            frames[key].append(obs[key])
-        frames[STATE_KEY].append(np.asarray(obs[STATE_KEY], dtype=np.float32))
-        frames["action"].append(action)
-        obs, _, terminated, truncated, info = env.step(action)
-        steps += 1
-        if info.get("success"):
-            success = True
-            break
-        if terminated or truncated:
-            break
-    out = {"task": task, "seed": seed, "success": success, "steps": steps, "instruction": instruction,
-           "seconds": time.perf_counter() - started, "pid": os.getpid()}
-    if success:
-        out["frames"] = {k: np.stack(v) for k, v in frames.items()}
-    return out
-
-
-def to_episode(result: dict) -> Episode:
+def to_episode(record: EpisodeRecord, recording: Recording) -> Episode:
     """A successful attempt as a writer Episode."""
-    f = result["frames"]
-    return Episode(images={k: f[k] for k in IMAGE_KEYS}, state=f[STATE_KEY], action=f["action"],
-                   instruction=result["instruction"], task_name=result["task"], seed=result["seed"],
-                   info={"steps": result["steps"], "success": True})
+    return Episode(images=recording.images, state=recording.state, action=recording.action,
+                   instruction=recording.instruction, task_name=record.task, seed=record.seed,
+                   info={"steps": record.steps, "success": True})
 
 
 class _Tally:
@@ -116,14 +73,14 @@ class _Tally:
     def __init__(self, tasks):
         self.rows = {t: {"attempts": 0, "kept": 0, "failed": 0, "frames": 0, "sim_s": 0.0} for t in tasks}
 
-    def add(self, r: dict, kept: bool) -> None:
-        row = self.rows[r["task"]]
+    def add(self, r: EpisodeRecord, kept: bool) -> None:
+        row = self.rows[r.task]
         row["attempts"] += 1
-        row["sim_s"] += r["seconds"]
+        row["sim_s"] += r.time_s
         if kept:
             row["kept"] += 1
-            row["frames"] += r["steps"]
-        elif not r["success"]:
+            row["frames"] += r.steps
+        elif not r.success:
             row["failed"] += 1
 
     def table(self, wall_s: float, workers: int) -> str:
@@ -162,15 +119,16 @@ def collect(cfg: CollectConfig, log=print) -> dict:
     cursor = {t: cfg.seed for t in tasks}
     budget = {t: int(np.ceil(want[t] * cfg.max_attempts_factor)) + 5 - len(done[t]) for t in tasks}
 
-    def next_job():
+    def next_attempt() -> EpisodeSpec | None:
+        """Asked whenever a worker is free: the next seed of the first task still short (None: none for now)."""
         for t in tasks:
-            pending = inflight_per_task[t]
-            if have[t] + pending < want[t] and budget[t] > 0:
+            if have[t] + inflight_per_task[t] < want[t] and budget[t] > 0:
                 while cursor[t] in done[t]:
                     cursor[t] += 1
                 seed, cursor[t] = cursor[t], cursor[t] + 1
                 budget[t] -= 1
-                return t, seed
+                inflight_per_task[t] += 1
+                return EpisodeSpec(t, base_seed=cfg.seed, index=seed - cfg.seed, seed=seed)
         return None
 
     tally = _Tally(tasks)
@@ -179,38 +137,25 @@ def collect(cfg: CollectConfig, log=print) -> dict:
     bar = tqdm(total=cfg.episodes, initial=already, unit="ep", desc="demos")
     started = time.perf_counter()
 
-    def handle(r):
-        inflight_per_task[r["task"]] -= 1
-        keep = r["success"] and have[r["task"]] < want[r["task"]]
+    def handle(r: EpisodeRecord, recording: Recording | None):
+        inflight_per_task[r.task] -= 1
+        keep = r.success and have[r.task] < want[r.task]
         if keep:
-            writer.add_episode(to_episode(r))
-            have[r["task"]] += 1
+            writer.add_episode(to_episode(r, recording))
+            have[r.task] += 1
             bar.update()
-        elif not r["success"]:
-            writer.reject(r["seed"], r["task"], f"no success in {r['steps']} steps")
+        elif not r.success and not r.error:  # an env error is no verdict on the seed: a rerun tries it again
+            writer.reject(r.seed, r.task, f"no success in {r.steps} steps")
         tally.add(r, keep)
-        attempts = sum(x["attempts"] for x in tally.rows.values())
+        tried = sum(x["attempts"] for x in tally.rows.values())
         ok = sum(x["attempts"] - x["failed"] for x in tally.rows.values())
-        bar.set_postfix(success=f"{ok}/{attempts}", ep_per_s=f"{attempts / (time.perf_counter() - started):.3f}")
+        bar.set_postfix(success=f"{ok}/{tried}", ep_per_s=f"{tried / (time.perf_counter() - started):.3f}")
 
+    workers = WorkerSpec(backend=cfg.backend, observation=cfg.spec, horizon=cfg.horizon or 0, render=True,
+                         expert=True, send_obs=False, record=True)
     try:
-        if cfg.workers == 1:
-            while (job := next_job()) is not None:
-                inflight_per_task[job[0]] += 1
-                handle(run_episode(job[0], job[1], cfg))
-        else:
-            # spawn: MuJoCo/EGL contexts must not be inherited through fork.
-            with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-                running = set()
-                while True:
-                    while len(running) < cfg.workers and (job := next_job()) is not None:
-                        inflight_per_task[job[0]] += 1
-                        running.add(pool.submit(run_episode, job[0], job[1], cfg))
-                    if not running:
-                        break
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        handle(fut.result())
+        with WorkerPool(cfg.workers, workers) as pool:
+            run_episodes(next_attempt, pool, None, None, RunnerSettings(), on_record=handle)
     finally:
         bar.close()
         writer.close()

@@ -66,7 +66,6 @@ class CoffeePressButton(KitchenEnv):
 
     task_name = "CoffeePressButton"
     _BODY_GEOMS = ("coffee_base", "coffee_tower", "coffee_head")
-    _BUTTON_OFF = (0.1, 0.7, 0.2, 1.0)
     _BUTTON_LIT = (0.75, 1.0, 0.75, 1.0)
 
     def build_fixtures(self):
@@ -78,6 +77,7 @@ class CoffeePressButton(KitchenEnv):
         self.mug_body = self.mj_model.body("coffee_mug").id
         self.mug_geoms = self.geom_ids("mug_wall", "mug_handle")
         self.liquid_geom = self.mj_model.geom("coffee_liquid").id
+        self.button_rgba = self.mj_model.geom_rgba[self.button_geoms].copy()  # as built (fixtures.py): the "off" look
         self.scaler = _FixtureScaler(self, "coffee_machine")
         self.set_pressed(False)
 
@@ -93,8 +93,7 @@ class CoffeePressButton(KitchenEnv):
         """Latch the start button; while the machine is on its button is lit and coffee pours (the stream shows)."""
         self.button_pressed = bool(pressed)
         self.mj_model.geom_rgba[self.liquid_geom, 3] = 1.0 if pressed else 0.0
-        for geom in self.button_geoms:
-            self.mj_model.geom_rgba[geom] = self._BUTTON_LIT if pressed else self._BUTTON_OFF
+        self.mj_model.geom_rgba[self.button_geoms] = self._BUTTON_LIT if pressed else self.button_rgba
 
     def update_fixture_state(self):
         if not self.button_pressed and self.touching(self.gripper_geoms, self.button_geoms):
@@ -121,7 +120,6 @@ class TurnOffMicrowave(KitchenEnv):
     """Press the microwave's stop button (it starts switched on), then move the gripper away."""
 
     task_name = "TurnOffMicrowave"
-    _LIGHT_ON = (1.0, 0.85, 0.3, 1.0)
     _LIGHT_OFF = (0.25, 0.25, 0.25, 1.0)
 
     def build_fixtures(self):
@@ -134,6 +132,7 @@ class TurnOffMicrowave(KitchenEnv):
         self.stop_site = m.site("mw_stop_button_site").id
         self.start_geom = m.geom("mw_start_button").id
         self.light_geom = m.geom("mw_light").id
+        self.light_on_rgba = m.geom_rgba[self.light_geom].copy()  # as built (fixtures.py): the lit look
         self.door_qpos_adr = m.jnt_qposadr[m.joint("mw_door_hinge").id]
         self.scaler = _FixtureScaler(self, "microwave")
         self.turned_on = True
@@ -151,7 +150,7 @@ class TurnOffMicrowave(KitchenEnv):
     def set_power(self, on: bool) -> None:
         """Switch the microwave on/off (the interior light shows it)."""
         self.turned_on = bool(on)
-        self.mj_model.geom_rgba[self.light_geom] = self._LIGHT_ON if on else self._LIGHT_OFF
+        self.mj_model.geom_rgba[self.light_geom] = self.light_on_rgba if on else self._LIGHT_OFF
 
     def update_fixture_state(self):
         # Only the buttons change the power state; the door position never does (unlike the v0.2 loophole).

@@ -171,3 +171,17 @@ def test_an_episodes_actions_depend_on_its_seeds_not_on_its_batch_mates():
     other_policy_seed = VLAPolicy(policy.model, NORMALIZER, spec=policy.spec, seed=4)
     other_policy_seed.reset(seed=11)
     assert not np.array_equal(other_policy_seed.predict_action_chunk(episodes[2], slots=[0]), alone[0])
+
+
+def test_wrong_slot_count_or_noise_shape_is_a_one_line_error():
+    from vla.model import VLA
+    from vla.presets import get_preset
+
+    model = VLA(get_preset("tiny")).eval()
+    policy = VLAPolicy(model, NORMALIZER, spec=ObservationSpec(image_size=64))
+    with pytest.raises(ValueError, match=r"^3 slots for a batch of 2 observations; give one slot per row$"):
+        policy.predict_action_chunk(_obs(size=64, batch=2), slots=[0, 1, 2])
+    batch = {"images": torch.zeros(1, 3, 64, 64, 3, dtype=torch.uint8), "state": torch.zeros(1, 16)}
+    with pytest.raises(ValueError, match=r"^noise must be \(1, \d+, \d+\) \(batch, horizon, max_action_dim\); got "):
+        model.predict_action_chunk({**batch, "instruction": ["x"], "embodiment": "robocasa_panda_omron"},
+                                   noise=torch.zeros(1, 2, 3))

@@ -59,7 +59,8 @@ def _threaded_software_gl() -> bool:
 # Renderers nobody closed are closed at exit, before mujoco's EGL display is terminated: freeing a context after
 # that (or while the interpreter tears modules down) prints EGL/OpenGL tracebacks. atexit runs handlers last-in
 # first-out, so ours is registered after the first context is made, which is when mujoco registers eglTerminate.
-_open_renderers: weakref.WeakSet[FastRenderer] = weakref.WeakSet()
+# Any object owning a mujoco.Renderer registers itself with close_at_exit() and forgets itself on close().
+_open_renderers: weakref.WeakSet = weakref.WeakSet()
 _closes_at_exit = False
 
 
@@ -91,7 +92,7 @@ class FastRenderer:
         self._option = mujoco.MjvOption()
         self._camera_ids = {key: model.camera(name).id for key, name in cameras.items()}
         self._closed = False
-        _close_at_exit(self)
+        close_at_exit(self)
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -110,12 +111,18 @@ class FastRenderer:
         if not self._closed:
             self._renderer.close()
             self._closed = True
-            _open_renderers.discard(self)
+            forget_at_exit(self)
 
 
-def _close_at_exit(renderer: FastRenderer) -> None:
+def close_at_exit(renderer) -> None:
+    """Close `renderer` (anything with close()) at interpreter exit unless it was closed before: its close() must
+    call forget_at_exit(self). Register after its GL context is made."""
     global _closes_at_exit
     _open_renderers.add(renderer)
     if not _closes_at_exit:
         atexit.register(_close_open_renderers)
         _closes_at_exit = True
+
+
+def forget_at_exit(renderer) -> None:
+    _open_renderers.discard(renderer)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 NEVER_CLOSED = "import envs; e = envs.make('TurnOffMicrowave'); e.reset(seed=0)"
+# An XVR data worker keeps its env and both renderers (robot cameras, rig views) for the life of the process.
+XVR_WORKER_NEVER_CLOSED = "from vla.xvr.generate import _worker_env; _worker_env('TurnOffMicrowave', 32)"
 
 # mujoco terminates its EGL display at exit; a context freed after that prints tracebacks.
 CLOSED_BEFORE_TERMINATE = """
@@ -33,6 +35,10 @@ def run(script, env):
 def test_an_env_never_closed_exits_cleanly_without_mujoco_gl_set():
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     run(NEVER_CLOSED, env)
+
+
+def test_an_xvr_worker_never_closed_exits_cleanly():
+    run(XVR_WORKER_NEVER_CLOSED, {**os.environ, "MUJOCO_GL": "egl"})
 
 
 def test_open_renderers_are_closed_before_the_egl_display_is_terminated():

@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from envs.cameras import CameraPose
+from envs.rendering import close_at_exit, forget_at_exit
 
 SPARE_CAMERA = "frontview"  # robosuite's arena camera; the kitchen tasks never render it
 
@@ -73,6 +74,8 @@ class ViewRenderer:
             self._renderer.scene.flags[flag] = 0
         self._option = mujoco.MjvOption()
         self._spare = model.camera(SPARE_CAMERA).id
+        self._closed = False
+        close_at_exit(self)
 
     def render(self, data: mujoco.MjData, pose: CameraPose, depth: bool = True,
                spheres: tuple[tuple[np.ndarray, float, tuple], ...] = ()) -> tuple[np.ndarray, np.ndarray | None]:
@@ -101,7 +104,11 @@ class ViewRenderer:
         return rgb, out_depth
 
     def close(self) -> None:
-        self._renderer.close()
+        """Free the GL context now (otherwise it is freed at interpreter exit)."""
+        if not self._closed:
+            self._renderer.close()
+            self._closed = True
+            forget_at_exit(self)
 
 
 def clear_view(model: mujoco.MjModel, data: mujoco.MjData, pose: CameraPose, target: np.ndarray,

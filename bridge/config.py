@@ -7,6 +7,7 @@ command-line flags (`--safety.max-step-m 0.005`); see `python scripts/ros_bridge
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,8 +81,6 @@ class BridgeConfig:
 
 def file_overrides(path: str | Path) -> dict[str, str]:
     """A TOML (.toml) or JSON config file as dotted-name overrides (the form contract.cli.apply_overrides takes)."""
-    import tomllib
-
     path = Path(path)
     kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from contract.embodiments import STATE_KEY, TASK_KEY
 
@@ -17,8 +18,6 @@ class Stamped:
 
 def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop to a square and resize to size x size (uint8 HxWx3 in and out)."""
-    from PIL import Image
-
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2

@@ -31,6 +31,7 @@ from bridge.core import BridgeCore  # noqa: E402
 from bridge.geometry import Pose  # noqa: E402
 from bridge.loop import run_at_rate  # noqa: E402
 from bridge.supervisor import Mode  # noqa: E402
+from policies.remote import RemotePolicy  # noqa: E402
 
 READY_Q = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
 
@@ -59,8 +60,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=15.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    from policies.remote import RemotePolicy
-
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
     server = ctx.Process(target=_serve, args=(IMAGE_SIZE, ports), daemon=True)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contract.embodiments import get_embodiment  # noqa: E402
 from vla.action_head import FlowMatchingActionHead  # noqa: E402
 from vla.backbone import QwenVLBackbone, load_backbone, resolve_dtype  # noqa: E402
-from vla.config import ActionHeadConfig  # noqa: E402
+from vla.config import ActionHeadConfig, BackboneConfig  # noqa: E402
 from vla.flow_matching import euler_sample  # noqa: E402
 from vla.presets import PRESETS, get_preset  # noqa: E402
 from vla.tokenizer import IMAGE_TOKEN_ID, VOCAB_SIZE, build_processor, load_qwen_tokenizer  # noqa: E402
@@ -67,9 +67,7 @@ def head_params(head: FlowMatchingActionHead) -> dict[str, int]:
 
 def random_2b_backbone(select_layer: int, image_size: int) -> QwenVLBackbone:
     """Qwen3-VL-2B architecture (REFERENCE.md section 4) with random weights: for latency without a download."""
-    from transformers import Qwen3VLConfig, Qwen3VLModel
-
-    from vla.config import BackboneConfig
+    from transformers import Qwen3VLConfig, Qwen3VLModel  # lazy: seconds to import, for the random 2B only
 
     config = Qwen3VLConfig(
         text_config=dict(

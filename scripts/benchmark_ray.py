@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import envs  # noqa: E402
 from contract.cli import parse_config_or_exit  # noqa: E402
 from rollouts.config import RolloutConfig  # noqa: E402
 from rollouts.evaluate import evaluate  # noqa: E402
@@ -47,8 +48,6 @@ class BenchmarkConfig:
 
 def make_recording_env(task, **kwargs):
     """envs.make, plus a line per reset: (task, seed, qpos hash, Ray node) appended to $BENCH_RAY_STATES."""
-    import envs
-
     env = envs.make(task, **kwargs)
     reset = env.reset
 

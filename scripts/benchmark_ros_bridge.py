@@ -28,7 +28,9 @@ from bridge.config import BridgeConfig  # noqa: E402
 from contract.embodiments import IMAGE_SIZE  # noqa: E402
 from bridge.loop import run_at_rate  # noqa: E402
 from bridge.ros1.launch import RosGraph, ros_missing  # noqa: E402
+from bridge.ros1.node import Ros1Bridge  # noqa: E402
 from bridge.supervisor import Mode  # noqa: E402
+from policies.remote import RemotePolicy  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -42,10 +44,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {missing}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.ERROR)
-    import rospy
-
-    from bridge.ros1.node import Ros1Bridge
-    from policies.remote import RemotePolicy
+    import rospy  # lazy: ROS 1 is an optional extra (checked above)
 
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()

@@ -11,6 +11,7 @@ measured model time (infer_ms, reported in each reply).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing as mp
 import statistics
 import sys
@@ -24,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contract.embodiments import ACTION_HORIZON, CAMERA_NAMES, IMAGE_SIZE, STATE_KEY, TASK_KEY, get_embodiment  # noqa: E402
 from contract.spec import MIN_IMAGE_SIZE  # noqa: E402
+from policies.remote import RemotePolicy  # noqa: E402
+from policies.server import PolicyServer  # noqa: E402
+from policies.wire import packb  # noqa: E402
 
 
 class ZeroCostPolicy:
@@ -42,10 +46,6 @@ class ZeroCostPolicy:
 
 
 def _serve(image_size: int, port_queue) -> None:
-    import asyncio
-
-    from policies.server import PolicyServer
-
     server = PolicyServer(ZeroCostPolicy(image_size), port=0)
     asyncio.run(server.run(on_ready=lambda s: port_queue.put(s.port)))
 
@@ -65,9 +65,6 @@ def main(argv: list[str]) -> int:
     if args.requests < 1 or args.clients < 1 or args.image_size < MIN_IMAGE_SIZE:
         print(f"error: --requests and --clients must be >= 1, --image-size >= {MIN_IMAGE_SIZE}", file=sys.stderr)
         return 2
-
-    from policies.remote import RemotePolicy
-    from policies.wire import packb
 
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()

@@ -20,11 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vla.train.cli import parse_args  # noqa: E402
+from vla.train.logger import read_metrics  # noqa: E402
+
 
 def measure(preset: str, cached: bool, dataset: Path, out: Path, args) -> dict:
     """One timed run; samples/s over the steps after warmup (from the per-step log)."""
-    from vla.train.cli import parse_args
-    from vla.train.logger import read_metrics
+    # lazy, as torch in main: --help stays torch-free
     from vla.train.preflight import plan_run
     from vla.train.workspace import Workspace
 

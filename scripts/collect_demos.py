@@ -14,11 +14,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from rollouts.runner import EnvFailure  # noqa: E402
+from vla.data.collect import CollectConfig, collect  # noqa: E402
+
 
 def main(argv=None) -> int:
-    from rollouts.runner import EnvFailure
-    from vla.data.collect import CollectConfig, collect
-
     d = CollectConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default=d.task, help="CoffeePressButton, TurnOffMicrowave, PnPCabToCounter or all")

@@ -14,9 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contract.embodiments import IMAGE_SIZE  # noqa: E402  (torch-free)
+from contract.lookup import did_you_mean  # noqa: E402
 
 FORMATS = ("robocasa-hdf5", "groot-lerobot")
 
@@ -31,13 +34,10 @@ def main(argv=None) -> int:
     parser.add_argument("--max-episodes", type=int, default=None)
     args = parser.parse_args(argv)
     if args.fmt not in FORMATS:
-        from contract.lookup import did_you_mean
-
         print(f"error: unknown format {args.fmt!r}{did_you_mean(args.fmt, FORMATS)}; valid: {', '.join(FORMATS)}",
               file=sys.stderr)
         return 2
-    from tqdm import tqdm
-
+    # lazy: the converters load `datasets` and pandas (~1 s); --help and argument errors stay quick
     if args.fmt == "robocasa-hdf5":
         from vla.data.convert_robocasa import convert_robocasa_hdf5 as convert
     else:

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -22,8 +23,14 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from safetensors.numpy import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vla.data.normalize import Normalizer  # noqa: E402
 
 DATASET, CHECKPOINT, ROLLOUT_LOG, BACKBONE = "dataset", "run/checkpoint-000002", "rollout-log", "qwen3-vl"
 
@@ -57,15 +64,11 @@ class Row:
 
 def make_inputs(root: Path) -> Path:
     """A 3-episode dataset, a resumable checkpoint, a rollout log and a complete Qwen3-VL directory under root."""
-    from safetensors.numpy import save_file
-
+    # lazy, as the commands below: huggingface_hub reads HF_HUB_OFFLINE when imported, and main() sets it first
     from checkpoints.format import CheckpointContents, save_checkpoint
-    from vla.data.normalize import Normalizer
     from vla.data.synthetic import write_synthetic_dataset
 
     dataset = write_synthetic_dataset(root / DATASET, num_episodes=3, length=6, image_size=16)
-    import torch
-
     save_checkpoint(root / CHECKPOINT, CheckpointContents(
         config={"model": {}, "embodiment": "robocasa_panda_omron", "step": 2},
         weights={"head.weight": torch.zeros(4, 4)},
@@ -94,8 +97,6 @@ def _data_file(root: Path, episode: int) -> Path:
 
 
 def _rewrite_table(path: Path, edit) -> None:
-    import pyarrow.parquet as pq
-
     frame = pq.read_table(path).to_pandas()
     edit(frame)
     frame.to_parquet(path)
@@ -116,8 +117,6 @@ def cut_parquet(root: Path) -> None:
 
 
 def shrink_images(root: Path) -> None:
-    from PIL import Image
-
     def smaller(cell):
         image = Image.open(io.BytesIO(cell["bytes"])).resize((8, 8))
         out = io.BytesIO()
@@ -233,8 +232,6 @@ def table(rows: list[Row]) -> str:
 
 
 def main() -> int:
-    import os
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="corruption-sweep-") as tmp:
         inputs = make_inputs(Path(tmp) / "inputs")

@@ -23,6 +23,7 @@ Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -33,12 +34,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import envs  # noqa: E402
+from policies.vla_policy import VLAPolicy  # noqa: E402
+from rollouts.config import RolloutConfig  # noqa: E402
+from rollouts.evaluate import check_held_out, episode_specs, evaluate, print_summary, resolve_tasks  # noqa: E402
+from vla.train.cli import parse_args  # noqa: E402
+
 OUT = Path("outputs/diagnose")
 
 
 def _train(dataset: Path, run_name: str, steps: int, extra: list[str]) -> Path:
     """Train (or resume) a run; returns its final checkpoint."""
-    from vla.train.cli import parse_args
+    # lazy, here and in the rungs below: the modules that import torch or `datasets` (keeps --help quick)
     from vla.train.preflight import plan_run
     from vla.train.workspace import Workspace
 
@@ -50,14 +57,10 @@ def _train(dataset: Path, run_name: str, steps: int, extra: list[str]) -> Path:
 
 
 def _policy(checkpoint: Path):
-    from policies.vla_policy import VLAPolicy
-
     return VLAPolicy.from_checkpoint(checkpoint, device="cpu")
 
 
 def memorize(args, extra: list[str]) -> int:
-    from rollouts.config import RolloutConfig
-    from rollouts.evaluate import evaluate, print_summary
     from vla.data.collect import CollectConfig, collect
     from vla.train.offline_eval import open_loop_error
 
@@ -102,11 +105,6 @@ def demo_counts(args, extra: list[str]) -> int:
 
 
 def controls(args, extra: list[str]) -> int:
-    import dataclasses
-
-    from rollouts.config import RolloutConfig
-    from rollouts.evaluate import evaluate
-
     base = RolloutConfig(task=args.task, checkpoint=args.checkpoint, episodes=args.episodes, num_envs=args.num_envs,
                          seed=args.seed)
     results = {name: evaluate(dataclasses.replace(base, ablate=ablate))
@@ -163,10 +161,6 @@ def _tracking(rows: list[dict]) -> float:
 
 
 def failures(args, extra: list[str]) -> int:
-    import envs
-    from rollouts.config import RolloutConfig
-    from rollouts.evaluate import check_held_out, episode_specs, resolve_tasks
-
     policy = _policy(Path(args.checkpoint))
     tasks = resolve_tasks(args.task)
     config = RolloutConfig(task=args.task, checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed)

@@ -23,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from contract.cli import parse_config_or_exit  # noqa: E402
+from contract.files import atomic_write_json, atomic_write_text  # noqa: E402
+from vla.vqa.format import VQAFormatError  # noqa: E402
+from vla.xvr.data import parse_task_map, read_xvr  # noqa: E402
+from vla.xvr.scoring import chance, format_table, paper_rows, read_predictions, score  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +63,6 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from vla.vqa.format import VQAFormatError
-    from vla.xvr.data import parse_task_map, read_xvr
-    from vla.xvr.scoring import chance, format_table, paper_rows, read_predictions, score
-
     try:
         samples = read_xvr(cfg.data, cfg.split, parse_task_map(cfg.task_map))
         if cfg.max_samples and cfg.max_samples < len(samples):
@@ -71,6 +71,7 @@ def main(argv=None) -> int:
             predictions, label = read_predictions(cfg.predictions), _name(cfg.predictions)
             out = Path(cfg.out) if cfg.out else None
         else:
+            # lazy: torch and the model; scoring a --predictions file (and --help) stays torch-free
             import torch
 
             from checkpoints.backbones import resolve_backbone
@@ -95,8 +96,6 @@ def main(argv=None) -> int:
     print(f"XVR-Eval accuracy (%) on {cfg.data} [{cfg.split}], {len(samples)} samples; overall is over samples.")
     print(table)
     if out is not None:
-        from contract.files import atomic_write_json, atomic_write_text
-
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "table.md", table + "\n")
         atomic_write_json(out / "results.json", {"backbone": cfg.backbone, "predictions": cfg.predictions,

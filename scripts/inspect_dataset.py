@@ -11,6 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vla.data.inspect import contact_sheet, episode_video, summary  # noqa: E402
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -19,8 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--episode", type=int, default=0, help="episode for the video")
     p.add_argument("--embodiment", default="robocasa_panda_omron")
     args = p.parse_args(argv)
-    from vla.data.dataset import open_dataset
-    from vla.data.inspect import contact_sheet, episode_video, summary
+    from vla.data.dataset import open_dataset  # lazy: imports torch; --help stays torch-free
 
     root = Path(args.root)
     try:

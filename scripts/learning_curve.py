@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from contract.cli import parse_config_or_exit  # noqa: E402
+from rollouts.config import RolloutConfig  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +33,8 @@ class CurveConfig:
 
 def main(argv=None) -> int:
     cfg = parse_config_or_exit(CurveConfig(), sys.argv[1:] if argv is None else argv, __doc__)
+    # lazy: both import torch; --help stays torch-free
     from checkpoints.format import CheckpointError
-    from rollouts.config import RolloutConfig
     from rollouts.learning_curve import CURVE_PNG, curve_table, learning_curve
 
     if not cfg.run:

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from contract.cli import parse_config_or_exit  # noqa: E402
-from vla.xvr.generate import XVRConfig  # noqa: E402
+from vla.vqa.format import VQAFormatError  # noqa: E402
+from vla.xvr.generate import XVRConfig, generate  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -28,9 +29,6 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from vla.vqa.format import VQAFormatError
-    from vla.xvr.generate import generate
-
     try:
         generate(cfg)
     except (ValueError, VQAFormatError) as err:

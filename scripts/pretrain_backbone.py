@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from contract.cli import parse_config_or_exit  # noqa: E402
-from vla.vqa.grounding import GroundingConfig  # noqa: E402
-from vla.vqa.sft import SFTConfig  # noqa: E402
+from vla.vqa.format import VQAFormatError, read_split  # noqa: E402
+from vla.vqa.grounding import QUESTION_TASKS, GroundingConfig, generate, score  # noqa: E402
+from vla.vqa.sft import SFTConfig, evaluate, load_vlm, spread, train  # noqa: E402
 
 DEFAULT_OUT = "checkpoints/pretrained/tiny-grounded"
 
@@ -68,10 +69,6 @@ def _report(cfg: PretrainConfig, result, wall_s: float, train_rows: int, eval_ro
 
 def main(argv=None) -> int:
     cfg = parse_config_or_exit(PretrainConfig(), sys.argv[1:] if argv is None else argv, __doc__)
-    from vla.vqa.format import VQAFormatError, read_split
-    from vla.vqa.grounding import QUESTION_TASKS, generate, score
-    from vla.vqa.sft import evaluate, load_vlm, spread, train
-
     started = time.perf_counter()
     try:
         generate(cfg.data)

@@ -17,8 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bridge.config import BridgeConfig, file_overrides  # noqa: E402
+from bridge.ros1.node import Ros1Bridge  # noqa: E402
 from contract.cli import ConfigError, apply_overrides, describe, flag_names, parse_overrides  # noqa: E402
 from contract.lookup import did_you_mean  # noqa: E402
+from policies.remote import RemotePolicy  # noqa: E402
 
 USAGE = """usage: python scripts/ros_bridge.py --policy ws://HOST:PORT --task "..." [--rate 15] [--dry-run] [--start]
        [--config bridge/ros1/franka_ros.toml] [--BRIDGE.FIELD VALUE ...]"""
@@ -41,8 +44,6 @@ class RunConfig:
 
 def parse(argv: list[str]):
     """(RunConfig, BridgeConfig) from argv; ConfigError/ValueError with one line when something does not fit."""
-    from bridge.config import BridgeConfig, file_overrides
-
     overrides = parse_overrides(argv)
     own = flag_names(RunConfig)
     run = apply_overrides(RunConfig(), {k: v for k, v in overrides.items() if k in own})
@@ -75,8 +76,6 @@ def _log_to_console(name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
-        from bridge.config import BridgeConfig
-
         print(f"{__doc__.strip()}\n\n{USAGE}\n\nthis command (default):\n{describe(RunConfig())}\n\n"
               f"the bridge (default; the config file overrides these):\n{describe(BridgeConfig())}")
         return 0
@@ -92,9 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: rospy is not importable; install ROS 1 (bash scripts/setup_ros.sh on Debian, or source "
               "/opt/ros/noetic/setup.bash)", file=sys.stderr)
         return 2
-    from bridge.ros1.node import Ros1Bridge
-    from policies.remote import RemotePolicy
-
     try:
         policy = RemotePolicy(run.policy, timeout_s=config.policy_timeout_s)
     except (ConnectionError, ValueError) as err:

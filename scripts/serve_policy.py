@@ -18,6 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contract.cli import parse_config_or_exit  # noqa: E402
+from policies.server import TOKEN_ENV, PolicyServer  # noqa: E402
+from policies.vla_policy import VLAPolicy  # noqa: E402
 
 USAGE = """usage: python scripts/serve_policy.py --checkpoint DIR [--port 8000] [--host 127.0.0.1] [--device auto]
        (shared token: export XVR_POLICY_TOKEN=... here and on the client)"""
@@ -43,9 +45,7 @@ class ServeConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_config_or_exit(ServeConfig(), sys.argv[1:] if argv is None else argv, USAGE)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from checkpoints.format import CheckpointError, resolve_checkpoint
-    from policies.server import TOKEN_ENV, PolicyServer
-    from policies.vla_policy import VLAPolicy
+    from checkpoints.format import CheckpointError, resolve_checkpoint  # lazy: imports torch; --help stays torch-free
 
     token = os.environ.get(TOKEN_ENV, "")
     if config.host not in LOOPBACK and not token and not config.insecure:

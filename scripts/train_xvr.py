@@ -21,8 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from checkpoints.backbones import resolve_backbone  # noqa: E402
 from contract.cli import parse_config_or_exit  # noqa: E402
-from vla.vqa.sft import SFTConfig  # noqa: E402
+from vla.vqa.format import VQAFormatError  # noqa: E402
+from vla.vqa.sft import SFTConfig, train  # noqa: E402
+from vla.xvr.data import parse_task_map, read_xvr  # noqa: E402
+from vla.xvr.finetune import lora_trainable, merge_lora  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +51,6 @@ class TrainXVRConfig:
 
 def run(cfg: TrainXVRConfig, log=print) -> Path:
     """Read the data, fine-tune, write the backbone directory; returns it."""
-    from vla.vqa.format import VQAFormatError
-    from vla.vqa.sft import train
-    from vla.xvr.data import parse_task_map, read_xvr
-    from vla.xvr.finetune import lora_trainable, merge_lora
-
     task_map = parse_task_map(cfg.task_map)
     train_rows = read_xvr(cfg.data, "train", task_map)
     try:
@@ -77,8 +76,6 @@ def run(cfg: TrainXVRConfig, log=print) -> Path:
 def main(argv=None) -> int:
     try:
         cfg = parse_config_or_exit(TrainXVRConfig(), sys.argv[1:] if argv is None else argv, __doc__)
-        from checkpoints.backbones import resolve_backbone
-
         resolve_backbone(cfg.backbone)
         out = run(cfg)
     except ValueError as err:  # VQAFormatError and BackboneError are ValueErrors

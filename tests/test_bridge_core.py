@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 from bridge.config import BridgeConfig, file_overrides
 from bridge.core import BridgeCore
 from bridge.geometry import Pose
+from bridge.loop import run_at_rate
 from bridge.observation import ObservationAssembler
 from bridge.scheduler import ChunkScheduler
 from bridge.supervisor import Mode, Supervisor, TransitionError
+from contract.cli import apply_overrides
 from contract.embodiments import get_embodiment
+from policies.remote import RemotePolicy
+from policies.server import PolicyServer, ServerThread
 
 DOWN = np.diag([1.0, -1.0, -1.0])
 START = Pose(np.array([0.40, 0.0, 0.40]), DOWN)
@@ -305,8 +309,6 @@ def test_whatever_the_policy_and_the_inputs_do_every_command_is_safe(values, cam
 
 
 def test_config_file_and_bad_settings(tmp_path):
-    from contract.cli import apply_overrides
-
     path = tmp_path / "bridge.json"
     path.write_text('{"rate_hz": 20, "safety": {"max_step_m": 0.005, "workspace_min": [0.2, -0.3, 0.1]}, '
                     '"ros": {"cameras": ["wrist=/camera/color/image_raw/compressed"]}}')
@@ -321,8 +323,6 @@ def test_config_file_and_bad_settings(tmp_path):
 
 
 def test_rate_loop_keeps_absolute_deadlines_and_skips_rather_than_bursts():
-    from bridge.loop import run_at_rate
-
     t = [0.0]
     starts = []
 
@@ -341,9 +341,6 @@ def test_rate_loop_keeps_absolute_deadlines_and_skips_rather_than_bursts():
 
 def test_a_dead_policy_server_holds_the_arm_within_two_ticks():
     """The real link: a policy server on loopback, RemotePolicy in the core, the server stopped mid-run."""
-    from policies.remote import RemotePolicy
-    from policies.server import PolicyServer, ServerThread
-
     class Served(ScriptedPolicy):
         def predict_action_chunk(self, obs):  # the server batches: (B, 16, 12)
             return np.stack([forward(vx=0.1)(0)] * len(obs["observation.state"]))
@@ -360,8 +357,6 @@ def test_a_dead_policy_server_holds_the_arm_within_two_ticks():
         core.on_arm_state(START, READY_Q, 2, now)
         core.on_fingers([0.04, 0.04], now)
         outs.append(core.tick(now))
-
-    from bridge.loop import run_at_rate
 
     feed_and_tick(time.monotonic())
     core.arm(time.monotonic())

@@ -4,6 +4,7 @@ import time
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from checkpoints.backbones import BackboneError, resolve_backbone
 from checkpoints.format import (
@@ -129,8 +130,6 @@ def test_backbone_presets_and_bad_paths(tmp_path, monkeypatch):
 
 def fake_qwen_dir(folder, layers=28, weights=("model.safetensors",)):
     """A Qwen3-VL directory with every file a load needs (weights are a few bytes: only the layout matters)."""
-    from safetensors.torch import save_file
-
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(
         {"model_type": "qwen3_vl", "text_config": {"hidden_size": 2048, "num_hidden_layers": layers}}))

@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from contract.cli import ConfigError, apply_overrides, describe, parse_overrides
+from contract.cli import ConfigError, apply_overrides, describe, parse_config_or_exit, parse_overrides
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,6 @@ def test_describe_lists_every_flag():
 
 
 def test_scripts_exit_with_one_line_on_a_bad_flag(capsys):
-    from contract.cli import parse_config_or_exit
-
     with pytest.raises(SystemExit) as stop:
         parse_config_or_exit(Run(), ["--stpes", "3"])
     assert stop.value.code == 2
@@ -82,8 +80,6 @@ class Checked:
 
 
 def test_a_configs_own_check_is_one_line_too(capsys):
-    from contract.cli import parse_config_or_exit
-
     with pytest.raises(SystemExit) as stop:
         parse_config_or_exit(Checked(), ["--steps", "0"])
     assert stop.value.code == 2

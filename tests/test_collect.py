@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("policies.experts")  # the scripted experts land separately (issue: experts)
 
+import envs  # noqa: E402
 from vla.data.collect import CollectConfig, collect  # noqa: E402
 from vla.data.dataset import DataConfig, TrainingDataset, open_dataset  # noqa: E402
 from vla.data.schema import read_sidecar  # noqa: E402
@@ -43,8 +44,6 @@ def test_collected_episodes_read_back_as_chunks(collected):
 
 
 def test_replaying_recorded_actions_reproduces_success(collected):
-    import envs
-
     ds = open_dataset(collected)
     episode = read_sidecar(collected)["episodes"]["0"]
     ep = ds.meta.episodes[0]

@@ -2,6 +2,7 @@
 
 import json
 
+import av
 import h5py
 import numpy as np
 import pyarrow as pa
@@ -11,7 +12,9 @@ import pytest
 from vla.data.convert_groot import convert_groot_lerobot
 from vla.data.convert_robocasa import CAMERA_OBS, STATE_OBS, convert_robocasa_hdf5
 from vla.data.dataset import open_dataset
+from test_data_names import GR00T_ACTION, store_action_as
 from vla.data.schema import read_sidecar
+from vla.data.synthetic import synthetic_episode, write_synthetic_dataset
 
 
 def write_robocasa_hdf5(path, lengths=(5, 7), side=16):
@@ -79,8 +82,6 @@ GROOT_MODALITY = {
 
 
 def write_groot_folder(root, lengths=(6, 4), side=32):
-    import av
-
     rng = np.random.default_rng(1)
     (root / "meta").mkdir(parents=True)
     (root / "meta/modality.json").write_text(json.dumps(GROOT_MODALITY))
@@ -158,9 +159,6 @@ def test_groot_missing_modality_key_is_named(tmp_path):
 def write_groot_v3(root):
     """A LeRobot v3.0 dataset as GR00T's RoboCasa copies hold it: robosuite camera keys, the action in GR00T's order
     under GR00T's names, gripper and control mode stored as 0/1, none of our own meta files."""
-    from test_data_names import GR00T_ACTION, store_action_as
-    from vla.data.synthetic import write_synthetic_dataset
-
     write_synthetic_dataset(root, num_episodes=2, length=6, image_size=16)
     store_action_as(root, GR00T_ACTION)
     cameras = {"observation.images.left": "observation.images.robot0_agentview_left",
@@ -181,8 +179,6 @@ def write_groot_v3(root):
 
 
 def test_groot_lerobot_v3_converts_by_feature_names(tmp_path):
-    from vla.data.synthetic import synthetic_episode
-
     src = write_groot_v3(tmp_path / "single_panda_gripper.TurnOffMicrowave")
     out = tmp_path / "out"
     assert convert_groot_lerobot(src, out, image_size=16) == 2
@@ -210,8 +206,6 @@ def test_groot_lerobot_v3_with_unknown_names_is_refused(tmp_path):
 
 def as_video_dataset(root, side=16):
     """Turn the image columns of a v3.0 dataset into one MP4 per camera holding every episode, as LeRobot v3.0 does."""
-    import av
-
     info = json.loads((root / "meta/info.json").read_text())
     info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
     keys = [k for k, ft in info["features"].items() if ft["dtype"] == "image"]

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from contract.embodiments import ACTION_HORIZON, IMAGE_KEYS
+from contract.embodiments import ACTION_HORIZON, IMAGE_KEYS, Embodiment, _layout
 from vla.data.dataset import DataConfig, TrainingDataset, collate, open_dataset, validate_dataset
 from vla.data.normalize import Normalizer
 from contract.spec import ObservationSpec
@@ -109,8 +109,6 @@ def test_normalizer_roundtrip_numpy_torch_and_json(tmp_path):
 
 
 def test_q01_q99_and_mean_std_modes():
-    from contract.embodiments import Embodiment, _layout
-
     robot = Embodiment("toy", 9, ("left",), _layout(("a", 1), ("b", 1)), _layout(("a", 1), ("b", 1)),
                        {"a": "q01_q99", "b": "mean_std"}, {"a": "q01_q99", "b": "mean_std"})
     x = np.random.default_rng(1).normal(size=(1000, 2))

@@ -2,6 +2,7 @@
 RoboCasa layout), unknown names are refused in one line."""
 
 import json
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -46,8 +47,6 @@ def source(tmp_path_factory):
 
 
 def copy_of(source, tmp_path):
-    import shutil
-
     return shutil.copytree(source, tmp_path / "copy")
 
 

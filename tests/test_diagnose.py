@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import envs
+from policies.experts import make_expert
+from policies.vla_policy import VLAPolicy
 from vla.data.collect import CollectConfig, collect
 from vla.train.cli import parse_args
 from vla.train.offline_eval import held_out_episodes, open_loop_error
@@ -29,8 +32,6 @@ def _train(dataset, tmp_path, steps, *extra):
 
 
 def test_training_fits_one_real_demo_open_loop(one_demo, tmp_path):
-    from policies.vla_policy import VLAPolicy
-
     before = open_loop_error(VLAPolicy.from_checkpoint(_train(one_demo, tmp_path, 2)), one_demo, episodes=[0])
     after = open_loop_error(VLAPolicy.from_checkpoint(_train(one_demo, tmp_path, 250, "--optim.lr", "3e-3")),
                             one_demo, episodes=[0])
@@ -64,9 +65,6 @@ def test_tracking_slope_tells_following_the_target_from_replaying_an_average():
 
 def test_failure_rows_read_the_simulator_the_expert_presses_the_button():
     """The expert as the policy: the button is pressed, the gripper gets within a few cm of it."""
-    import envs
-    from policies.experts import make_expert
-
     diagnose = _diagnose_script()
     env = envs.make("CoffeePressButton", image_size=32)
     try:

@@ -1,10 +1,13 @@
 """Built-in kitchen tasks: contract, success conditions, seeding and bad input."""
 
+import mujoco
 import numpy as np
 import pytest
 
 from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 import envs
+from envs import fixtures
+from envs.action_layout import robosuite_permutation
 from envs.robocasa_backend import INSTALL_HINT, robocasa_env_name
 
 IDLE = np.zeros(12, np.float32)
@@ -20,8 +23,6 @@ def env(request):
 
 def _move_fixture_to(sim, body: str, point_in_fixture: np.ndarray, target: np.ndarray) -> None:
     """Translate a fixture so that point_in_fixture (world) lands on target (world), then recompute."""
-    import mujoco
-
     sim.mj_model.body_pos[sim.mj_model.body(body).id] += target - point_in_fixture
     mujoco.mj_forward(sim.mj_model, sim.mj_data)
 
@@ -124,8 +125,6 @@ def test_coffee_press_shows_the_liquid_to_the_cameras():
 
 
 def test_microwave_needs_stop_button_and_retreat_and_ignores_the_door():
-    import mujoco
-
     env = envs.make("TurnOffMicrowave", render=False, seed=0)
     env.reset(seed=0)
     sim = env.unwrapped.sim
@@ -145,10 +144,6 @@ def test_microwave_needs_stop_button_and_retreat_and_ignores_the_door():
 
 
 def test_pnp_succeeds_only_with_object_on_counter_and_eef_away():
-    import mujoco
-
-    from envs import fixtures
-
     env = envs.make("PnPCabToCounter", render=False, seed=0)
     env.reset(seed=0)
     sim = env.unwrapped.sim
@@ -238,8 +233,6 @@ def test_action_channels_follow_the_robocasa_layout():
 
 
 def test_permutation_matches_robosuite_split():
-    from envs.action_layout import robosuite_permutation
-
     split = {"right": (0, 6), "torso": (6, 7), "base": (7, 10), "right_gripper": (10, 11)}
     np.testing.assert_array_equal(robosuite_permutation(split), [0, 1, 2, 3, 4, 5, 10, 7, 8, 9, 6, 11])
     with pytest.raises(RuntimeError, match="does not cover"):

@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 from contract.embodiments import IMAGE_KEYS, STATE_KEY, TASK_KEY
 import envs
-from envs import fixtures
+from envs import fixtures, rendering
 from envs.kitchen_env import KitchenEnv
 from envs.spaces import instruction_space, state_space
 
@@ -123,8 +123,6 @@ def test_async_make_vec_steps_and_resets_in_a_fresh_process():
 
 
 def test_async_workers_forked_after_software_rendering_fail_in_one_line_instead_of_hanging():
-    from envs import rendering
-
     env = envs.make("CoffeePressButton", image_size=16)
     env.reset(seed=0)
     env.close()

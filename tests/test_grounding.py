@@ -8,7 +8,7 @@ import pytest
 import envs
 from envs.cameras import camera_pose, line_of_sight
 from envs.kitchen_env import CAMERA_MJCF_NAMES
-from vla.vqa.format import VQAFormatError, VQASample, image_block, read_split, text_block
+from vla.vqa.format import VQAFormatError, VQASample, check_sample, image_block, read_split, text_block
 from vla.vqa.grounding import (GroundingConfig, frame_questions, generate, offset_answer, parse_offset, parse_point,
                                pixel_answer, run_episode, score)
 
@@ -99,8 +99,6 @@ def _sample(tmp_path, answer="(1, 2)", task="point", options=(), image="a.png"):
 
 
 def test_bad_samples_are_refused_with_their_id(tmp_path):
-    from vla.vqa.format import check_sample
-
     with pytest.raises(VQAFormatError, match="sample 's1'.*not among its options"):
         check_sample(_sample(tmp_path, answer="red", options=("blue", "green")), root=tmp_path)
     with pytest.raises(VQAFormatError, match="sample 's1'.*image missing.png not found"):

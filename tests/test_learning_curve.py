@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from checkpoints.format import CheckpointContents, save_checkpoint
 from rollouts.config import RolloutConfig
 from rollouts.evaluate import Evaluation
 from rollouts.learning_curve import CURVE_JSON, CURVE_PNG, curve_table, learning_curve
@@ -12,8 +13,6 @@ from rollouts.runner import RunStats
 
 
 def _fake_run(tmp_path, steps):
-    from checkpoints.format import CheckpointContents, save_checkpoint
-
     run = tmp_path / "run"
     for step in steps:
         save_checkpoint(run / f"checkpoint-{step:06d}", CheckpointContents(

@@ -10,6 +10,9 @@ from policies.action_queue import ExecutionConfig
 from policies.base import ChunkPolicy
 from policies.vla_policy import VLAPolicy
 from vla.data.normalize import Normalizer
+from vla.data.transforms import ImageAugConfig, ImageTransform
+from vla.model import VLA
+from vla.presets import get_preset
 
 
 def _stats(dim, lo, hi):
@@ -115,8 +118,6 @@ def test_checkpoint_for_another_robot_cameras_or_image_size_is_refused_in_one_li
 
 
 def test_eval_image_transform_is_applied_before_the_model():
-    from vla.data.transforms import ImageAugConfig, ImageTransform
-
     transform = ImageTransform(ImageAugConfig(crop_scale=0.5, resize=24), train=False)
     policy = _policy(image_transform=transform)
     obs = _obs(size=32)
@@ -141,9 +142,6 @@ def test_controls_blank_the_cameras_or_hold_the_state():
 
 
 def test_an_episodes_actions_depend_on_its_seeds_not_on_its_batch_mates():
-    from vla.model import VLA
-    from vla.presets import get_preset
-
     torch.manual_seed(0)
     policy = VLAPolicy(VLA(get_preset("tiny")).eval(), NORMALIZER, spec=ObservationSpec(image_size=64), seed=3)
     rng = np.random.default_rng(0)
@@ -174,9 +172,6 @@ def test_an_episodes_actions_depend_on_its_seeds_not_on_its_batch_mates():
 
 
 def test_wrong_slot_count_or_noise_shape_is_a_one_line_error():
-    from vla.model import VLA
-    from vla.presets import get_preset
-
     model = VLA(get_preset("tiny")).eval()
     policy = VLAPolicy(model, NORMALIZER, spec=ObservationSpec(image_size=64))
     with pytest.raises(ValueError, match=r"^3 slots for a batch of 2 observations; give one slot per row$"):

@@ -1,9 +1,15 @@
 """The policy server and its client: openpi's wire protocol, batching, bad requests, tokens, timeouts."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -11,14 +17,22 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosedError
+from websockets.sync.client import connect
 
 from contract.embodiments import ACTION_KEY, STATE_KEY
 from contract.spec import ObservationSpec
+from policies.action_queue import ExecutionConfig
 from policies.remote import RemotePolicy
 from policies.server import PolicyServer, ServerThread
 from policies.vla_policy import VLAPolicy
 from policies.wire import WireError, packb, unpackb
+from rollouts.cli import main
 from vla.data.normalize import Normalizer
+from vla.data.synthetic import write_synthetic_dataset
+from vla.train.cli import parse_args
+from vla.train.preflight import plan_run
+from vla.train.workspace import Workspace
 
 
 def _stats(dim, lo, hi):
@@ -95,8 +109,6 @@ def test_remote_policy_matches_the_local_one(served):
 
 def test_select_action_runs_the_queue_on_the_client(served):
     server, url = served()
-    from policies.action_queue import ExecutionConfig
-
     with RemotePolicy(url, execution=ExecutionConfig(execute_steps=4)) as remote:
         actions = [remote.select_action(_obs()) for _ in range(6)]
         assert server.model_calls == 2  # steps 0 and 4
@@ -135,8 +147,6 @@ def test_concurrent_requests_share_one_model_call(served):
 
 
 def _raw_frames(url):
-    from websockets.sync.client import connect
-
     ws = connect(url, compression=None)
     unpackb(ws.recv(timeout=5))  # metadata
     return ws
@@ -180,8 +190,6 @@ def test_too_many_rows_in_one_request_is_refused(served):
 
 
 def test_oversized_frame_closes_that_connection_only(served):
-    from websockets.exceptions import ConnectionClosedError
-
     server, url = served(max_request_bytes=64 * 1024)
     ws = _raw_frames(url)
     ws.send(packb(_obs(size=256)))  # ~590 KB
@@ -230,8 +238,6 @@ def test_a_slow_reply_times_out_and_is_never_taken_for_the_next_one(served):
 
 
 def test_unreachable_server_is_one_line():
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
@@ -242,11 +248,6 @@ def test_unreachable_server_is_one_line():
 
 
 def test_serving_the_network_needs_a_token():
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if k != "XVR_POLICY_TOKEN"}
 
@@ -278,14 +279,6 @@ def test_no_frame_gets_past_parsing_without_a_clean_error(frame):
 
 def test_rollout_takes_a_policy_server(tmp_path, capsys):
     """A tiny trained checkpoint served on loopback, evaluated through `rollout.py --policy ws://...`."""
-    import json
-
-    from rollouts.cli import main
-    from vla.data.synthetic import write_synthetic_dataset
-    from vla.train.cli import parse_args
-    from vla.train.preflight import plan_run
-    from vla.train.workspace import Workspace
-
     dataset = write_synthetic_dataset(tmp_path / "demos", num_episodes=1, length=12, image_size=64,
                                       tasks=("TurnOffMicrowave",))
     train_cfg, model_cfg = parse_args(["--preset", "tiny", "--dataset", str(dataset), "--output", str(tmp_path / "runs"),

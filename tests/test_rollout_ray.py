@@ -7,8 +7,10 @@ as `--ray HOST:PORT` would. The stand-in env and experts are the runner tests' (
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,8 +20,9 @@ ray = pytest.importorskip("ray")
 
 from policies.action_queue import ExecutionConfig  # noqa: E402
 from rollouts.cli import main  # noqa: E402
+from rollouts.evaluate import evaluate  # noqa: E402
 from rollouts.ray_pool import MISSING  # noqa: E402
-from test_rollout_runner import ProportionalPolicy, _lines, _run  # noqa: E402
+from test_rollout_runner import ProportionalPolicy, ReachEnv, _config, _lines, _run  # noqa: E402
 
 TESTS = Path(__file__).parent
 
@@ -73,8 +76,6 @@ def test_a_killed_actor_is_restarted_and_its_episode_rerun_once(tmp_path, cluste
 
 
 def make_slow_env(task, **kwargs):
-    from test_rollout_runner import ReachEnv
-
     class Slow(ReachEnv):
         def reset(self, seed=None):
             time.sleep(0.4)  # slow enough for the test to kill the driver mid-run
@@ -118,11 +119,6 @@ def test_a_killed_driver_resumes_from_the_jsonl(tmp_path, cluster):
 
 
 def test_a_node_lost_mid_run_reruns_its_episodes_elsewhere_and_counts_each_once(tmp_path, cluster):
-    import threading
-
-    from rollouts.evaluate import evaluate
-    from test_rollout_runner import _config
-
     second = cluster.add_node(num_cpus=1)  # the two actors spread: one lands here
     cluster.wait_for_nodes()
     config = _config(tmp_path, ray=cluster.address, max_reruns=5)  # under load a survivor may time out too
@@ -163,8 +159,6 @@ def test_an_unreachable_cluster_is_one_line(address, tmp_path, capsys):
 
 
 def test_a_port_that_answers_but_is_no_ray_head_is_one_line(tmp_path, capsys):
-    import socket
-
     with socket.socket() as listener:  # accepts connections (the kernel does), never speaks gRPC
         listener.bind(("127.0.0.1", 0))
         listener.listen(4)

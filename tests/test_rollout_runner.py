@@ -7,6 +7,7 @@ Workers import this module by name ("test_rollout_runner:make_reach_env"), so it
 import dataclasses
 import json
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ from rollouts.config import RolloutConfig
 from rollouts.evaluate import evaluate
 from rollouts.pool import WorkerPool
 from rollouts.results import ResultsLog
-from rollouts.runner import PolicyError, RunnerSettings, run_episodes
+from rollouts.runner import EnvFailure, PolicyError, RunnerSettings, run_episodes
 from rollouts.worker import EpisodeSpec, WorkerSpec
 
 TASKS = ["ReachA", "ReachB"]
@@ -216,8 +217,6 @@ def test_policy_error_stops_with_a_clear_message_and_keeps_results(tmp_path):
 
 
 def test_videos_have_every_step_and_hold_the_outcome(tmp_path):
-    import imageio.v2 as imageio
-
     ev = _run(tmp_path, video=True, episodes=2, task="ReachA", num_envs=1)
     row = _lines(ev)[0]
     reader = imageio.get_reader(row["video"])
@@ -230,8 +229,6 @@ def make_broken_env(task, **kwargs):
 
 
 def test_an_env_that_never_builds_stops_the_run_with_its_error(tmp_path):
-    from rollouts.runner import EnvFailure
-
     config = _config(tmp_path, task="ReachA", num_envs=1, max_reruns=1)
     with pytest.raises(EnvFailure, match=r"2 episodes in a row failed 2 times each; last: .*kitchen assets not found"):
         evaluate(config, policy_override=(None, "expert", "expert"), env_factory="test_rollout_runner:make_broken_env",

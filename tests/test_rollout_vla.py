@@ -7,6 +7,9 @@ import re
 import pytest
 
 from rollouts.cli import main
+from rollouts.config import RolloutConfig
+from rollouts.evaluate import check_held_out, episode_specs
+from rollouts.worker import EpisodeSpec
 from vla.data.synthetic import write_synthetic_dataset
 from vla.train.cli import parse_args
 from vla.train.preflight import plan_run
@@ -67,10 +70,6 @@ def test_compare_two_checkpoints_on_the_same_episodes(checkpoints, tmp_path, cap
 
 
 def test_checkpoint_records_its_demo_scenes_and_evaluation_avoids_them(checkpoints):
-    from rollouts.config import RolloutConfig
-    from rollouts.evaluate import check_held_out, episode_specs
-    from rollouts.worker import EpisodeSpec
-
     demo_seeds = json.loads((checkpoints[1] / "config.json").read_text())["dataset"]["episode_seeds"]
     assert sum(map(len, demo_seeds.values())) == 2 and set(demo_seeds) <= {"TurnOffMicrowave", "CoffeePressButton",
                                                                              "PnPCabToCounter"}

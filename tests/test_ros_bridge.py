@@ -5,21 +5,34 @@ server -> bridge -> ROS -> simulated Franka) with faults injected.
 ROS 1 comes from Debian's packages (bash scripts/setup_ros.sh, run by scripts/setup.sh); without it these tests
 skip, except under CI (CI set), where a missing ROS is a failure."""
 
+import importlib.util
 import io
 import json
 import os
 import sys
+import sysconfig
 import threading
 import time
+import xmlrpc.client
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 
 from bridge.config import BridgeConfig, file_overrides
 from bridge.embodiment import ArmMapping
 from bridge.geometry import Pose, axis_angle_to_mat
-from bridge.ros1.launch import ros_missing
+from bridge.ros1.convert import (column_major, fingers_from_joint_state, image_message, pose_from_column_major,
+                                 pose_from_message, pose_message, rgb_from_compressed, rgb_from_image)
+from bridge.ros1.launch import ROOT, RosGraph, ros_missing
 from contract.cli import apply_overrides
+from policies.server import PolicyServer, ServerThread
+from policies.vla_policy import VLAPolicy
+from vla.data.synthetic import write_synthetic_dataset
+from vla.train.cli import parse_args
+from vla.train.preflight import plan_run
+from vla.train.workspace import Workspace
 
 MISSING = ros_missing()
 if MISSING and os.environ.get("CI"):
@@ -41,10 +54,6 @@ UPSTREAM_MD5 = {
 
 
 def test_debian_ros_modules_never_shadow_the_venvs_own_packages():
-    import importlib.util
-    import sysconfig
-    from pathlib import Path
-
     site = Path(sysconfig.get_paths()["purelib"])
     pth = site / "ros1_system.pth"
     if not pth.exists():
@@ -61,6 +70,8 @@ def test_debian_ros_modules_never_shadow_the_venvs_own_packages():
 # -- messages ----------------------------------------------------------------------------------------------------------
 
 def test_generated_franka_messages_have_the_real_robots_checksums():
+    # bridge.ros1.messages and the ROS message packages stay in the tests: they need ROS 1 to import (this module
+    # must import without it, so that its tests skip)
     from bridge.ros1.messages import expected_md5, franka_gripper, franka_msgs
 
     packages = {"franka_msgs": franka_msgs, "franka_gripper": franka_gripper}
@@ -76,7 +87,6 @@ def test_generated_franka_messages_have_the_real_robots_checksums():
 
 
 def test_franka_state_round_trips_through_its_wire_format():
-    from bridge.ros1.convert import column_major, pose_from_column_major
     from bridge.ros1.messages import franka_msgs
 
     pose = Pose(np.array([0.4, -0.1, 0.3]), axis_angle_to_mat([0.1, -0.2, 0.3]) @ DOWN)
@@ -105,10 +115,7 @@ def test_action_definitions_expand_as_genaction_does():
 # -- conversions -------------------------------------------------------------------------------------------------------
 
 def test_camera_frames_decode_to_rgb_whatever_the_encoding():
-    from PIL import Image as PILImage
     from sensor_msgs.msg import CompressedImage, Image
-
-    from bridge.ros1.convert import image_message, rgb_from_compressed, rgb_from_image
 
     rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)
     assert (rgb_from_image(image_message(rgb, stamp=None)) == rgb).all()
@@ -130,8 +137,6 @@ def test_camera_frames_decode_to_rgb_whatever_the_encoding():
 def test_poses_and_finger_joints_from_messages():
     from sensor_msgs.msg import JointState
 
-    from bridge.ros1.convert import fingers_from_joint_state, pose_from_message, pose_message
-
     pose = Pose(np.array([0.5, 0.0, 0.2]), axis_angle_to_mat([0.0, 0.3, 0.0]) @ DOWN)
     msg = pose_message(pose, "panda_link0", stamp=None)
     assert msg.header.frame_id == "panda_link0"
@@ -150,8 +155,6 @@ def test_poses_and_finger_joints_from_messages():
 def test_the_shipped_config_file_is_the_defaults_and_flags_override_it(tmp_path):
     sys.path.insert(0, "scripts")
     from ros_bridge import parse
-
-    from bridge.ros1.launch import ROOT
 
     assert apply_overrides(BridgeConfig(), file_overrides(ROOT / "bridge/ros1/franka_ros.toml")) == BridgeConfig()
     site = tmp_path / "cell.toml"
@@ -218,7 +221,6 @@ class Observer:
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
-        from bridge.ros1.convert import pose_from_column_major, pose_from_message
         from bridge.ros1.messages import franka_msgs
 
         self.lock = threading.RLock()  # wait()'s predicates may call since()
@@ -290,11 +292,6 @@ def _ticks_until_hold(lines: list[dict], after: float) -> int:
 
 
 def _tiny_checkpoint(tmp_path):
-    from vla.data.synthetic import write_synthetic_dataset
-    from vla.train.cli import parse_args
-    from vla.train.preflight import plan_run
-    from vla.train.workspace import Workspace
-
     dataset = write_synthetic_dataset(tmp_path / "demos", num_episodes=1, length=12, image_size=64,
                                       tasks=("TurnOffMicrowave",))
     train_cfg, model_cfg = parse_args(["--preset", "tiny", "--dataset", str(dataset), "--output", str(tmp_path / "runs"),
@@ -305,14 +302,8 @@ def _tiny_checkpoint(tmp_path):
 @pytest.mark.timeout(600)
 def test_simulated_franka_through_ros_runs_the_policy_and_holds_on_every_fault(tmp_path):
     """Master, simulated arm and bridge as processes on loopback; policy server and observer in this process."""
-    import xmlrpc.client
-
     import rospy
     from std_msgs.msg import String
-
-    from bridge.ros1.launch import RosGraph
-    from policies.server import PolicyServer, ServerThread
-    from policies.vla_policy import VLAPolicy
 
     policy = ServedPolicy(VLAPolicy.from_checkpoint(_tiny_checkpoint(tmp_path), device="cpu"))
     server_thread = ServerThread(PolicyServer(policy, port=0))

@@ -2,9 +2,12 @@
 resuming (after a stop or a SIGKILL) continues the loss curve exactly, and bad input is one line."""
 
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -15,14 +18,17 @@ import pytest
 import torch
 
 from checkpoints import find_latest, load_policy_checkpoint
+from checkpoints.backbones import resolve_backbone
 from checkpoints.format import CheckpointError, list_checkpoints
 from contract.spec import ObservationSpec
+from test_checkpoint_format import fake_qwen_dir
+from test_data_names import GR00T_ACTION, store_action_as
 from vla.data.synthetic import synthetic_episode
 from vla.data.writer import DatasetWriter
 from vla.model import VLA
 from vla.train.cli import main, parse_args
 from vla.train.logger import read_metrics
-from vla.train.preflight import plan_run
+from vla.train.preflight import compose_model_config, learning_warning, plan_run
 from vla.train.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,8 +203,6 @@ def test_resume_with_a_different_model_is_refused(dataset, tmp_path, capsys):
 
 
 def test_a_frozen_random_backbone_is_warned_about_in_one_line(dataset, tmp_path):
-    from vla.train.preflight import learning_warning
-
     frozen = plan_run(*parse_args(args(dataset, tmp_path)))
     warning = learning_warning(frozen)
     assert warning is not None and "\n" not in warning and "tiny-grounded" in warning
@@ -207,8 +211,6 @@ def test_a_frozen_random_backbone_is_warned_about_in_one_line(dataset, tmp_path)
 
 
 def test_backbone_files_and_depth_are_checked_before_anything_runs(dataset, tmp_path, capsys):
-    from test_checkpoint_format import fake_qwen_dir
-
     out = tmp_path / "runs"
     qwen = fake_qwen_dir(tmp_path / "qwen", layers=28)
     err = one_line_error(args(dataset, out, "--backbone", qwen, "--model.backbone.select-layer", 40), capsys)
@@ -237,9 +239,6 @@ def test_backbone_given_twice_must_agree(tmp_path, capsys):
 
 
 def test_a_preset_deeper_than_its_backbone_is_cut_with_a_note(capsys):
-    from checkpoints.backbones import resolve_backbone
-    from vla.train.preflight import compose_model_config
-
     model = compose_model_config("groot-n1.5", resolve_backbone("tiny"))
     assert model.backbone.select_layer == 4
     assert capsys.readouterr().out == (
@@ -250,18 +249,11 @@ def test_a_preset_deeper_than_its_backbone_is_cut_with_a_note(capsys):
 
 def tree_digest(root: Path) -> dict:
     """{relative path: sha256} of every file under root (a new, changed or removed file changes it)."""
-    import hashlib
-
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_training_leaves_a_read_only_dataset_untouched(dataset, tmp_path, capsys):
-    import shutil
-    import stat
-
-    from test_data_names import GR00T_ACTION, store_action_as
-
     # A dataset made by another tool: GR00T's action order, no statistics file of ours, read-only.
     root = Path(shutil.copytree(dataset, tmp_path / "groot-order"))
     store_action_as(root, GR00T_ACTION)

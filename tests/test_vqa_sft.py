@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from vla.backbone import load_backbone
 from vla.config import BackboneConfig
+from vla.tiny_qwen import load_tiny_dir
 from vla.vqa.format import read_split
 from vla.vqa.grounding import GroundingConfig, generate, score
 from vla.vqa.sft import SFTConfig, answer_labels, encode, evaluate, load_images, load_vlm, train
@@ -54,8 +56,6 @@ def test_training_lowers_the_loss_and_saves_a_compact_backbone(grounding, tmp_pa
     first = evaluate(reloaded, root, eval_rows[:4], SIZE)
     again = evaluate(load_vlm(str(out), SIZE), root, eval_rows[:4], SIZE)
     assert first.accuracy == again.accuracy
-    from vla.backbone import load_backbone
-
     backbone = load_backbone(BackboneConfig(name_or_path=str(out), select_layer=4, image_size=SIZE))
     images = torch.from_numpy(np.stack(load_images(root, eval_rows[0], SIZE)))[None]
     features = backbone.encode(images, ["press the button"]).features
@@ -66,8 +66,6 @@ def test_training_lowers_the_loss_and_saves_a_compact_backbone(grounding, tmp_pa
 
 
 def test_a_damaged_compact_backbone_is_one_line(grounding, tmp_path):
-    from vla.tiny_qwen import load_tiny_dir
-
     root, train_rows, eval_rows = grounding
     cfg = SFTConfig(data=str(root), out=str(tmp_path / "tiny-g"), steps=2, batch_size=2, image_size=SIZE,
                     eval_every=100, eval_samples=0, num_workers=0)

@@ -10,8 +10,10 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import pytest
+from PIL import Image
+from safetensors import safe_open
 
-from vla.vqa.format import VQAFormatError, read_split
+from vla.vqa.format import SplitWriter, VQAFormatError, read_split
 from vla.xvr.data import parse_task_map, read_xvr
 from vla.xvr.draw import dot_radius
 from vla.xvr.generate import SPLITS, XVRConfig, generate, run_scene, scene_questions, to_sample, _worker_env
@@ -19,7 +21,7 @@ from vla.xvr.questions import (ROBOT_CAMERAS, QuestionConfig, RobotFrame, _angle
                                cross_scenario_localization, language_localization, pose_from_meta,
                                temporal_verification)
 from vla.xvr.rig import focal_from_fovy, look_at, unproject
-from vla.xvr.scoring import chance, format_table, normalize_answer, paper_rows, score
+from vla.xvr.scoring import chance, format_table, normalize_answer, paper_rows, read_predictions, score
 from vla.xvr.tasks import COLORS, TASKS
 
 SIZE = 64
@@ -205,15 +207,11 @@ def test_generation_writes_disjoint_splits_resumes_and_refuses_bad_rows(tmp_path
         generate(dataclasses.replace(cfg, questions_per_task=3), log=lambda *_: None)
     _, questions = scene
     bad = dataclasses.replace(questions[0], answer="purple")
-    from vla.vqa.format import SplitWriter
-
     with SplitWriter(tmp_path / "bad", "train", TASKS) as writer, pytest.raises(VQAFormatError, match="bad-0.*purple"):
         writer.write(to_sample(bad, "bad-0", tmp_path / "bad", "images"))
 
 
 def _published(root: Path, rows: list[dict]) -> Path:
-    from PIL import Image
-
     (root / "images").mkdir(parents=True)
     for i in range(1, 4):
         Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(root / "images" / f"img_{i:07d}.png")
@@ -256,8 +254,6 @@ def test_scoring_a_known_prediction_file(tmp_path, capsys):
                                    [("a", "Yellow."), ("b", "green"), ("c", "Image 3"), ("d", "blue")]))
     assert normalize_answer(" Image 3.") == "3" and normalize_answer("The answer is Yellow") == "yellow"
     samples = read_xvr(root, "eval")
-    from vla.xvr.scoring import read_predictions
-
     result = score(samples, read_predictions(predictions))
     assert result.percent("point_correspondence") == 50.0 and result.percent("spatial_verification") == 100.0
     assert result.overall() == 75.0 and result.percent("temporal_verification") is None
@@ -283,8 +279,6 @@ def test_fine_tuning_lowers_the_loss_and_xvr_eval_prints_the_table(tmp_path, cap
     history = json.loads((out / "sft_history.json").read_text())
     losses = [h["loss"] for h in history if "loss" in h]
     assert losses[-1] < 0.8 * losses[0], losses
-    from safetensors import safe_open
-
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert not [k for k in f.keys() if "lora" in k]  # adapters merged: a plain backbone directory
     eval_xvr = _script("eval_xvr")

@@ -158,7 +158,7 @@ class QwenVLBackbone(nn.Module):
 
 
 def _build_tiny(cfg: BackboneConfig):
-    from transformers import Qwen3VLModel
+    from transformers import Qwen3VLModel  # lazy, as below: transformers' model code takes seconds to import
 
     model = build_seeded(Qwen3VLModel, cfg.seed, attn_implementation=cfg.attn_implementation)
     return model, build_processor(cfg.image_size, load_qwen_tokenizer())

@@ -30,7 +30,7 @@ EMBEDDING = "language_model.embed_tokens.weight"
 
 def tiny_qwen3vl_config():
     """A small random-weight Qwen3-VL with the real vocabulary and special-token ids (REFERENCE.md section 4)."""
-    from transformers import Qwen3VLConfig
+    from transformers import Qwen3VLConfig  # lazy, as below: transformers' model code takes seconds to import
 
     return Qwen3VLConfig(
         text_config=dict(

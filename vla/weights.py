@@ -8,18 +8,16 @@ import hashlib
 
 import torch
 
+from vla.backbone import QwenVLBackbone
+
 
 def find_backbone(model: torch.nn.Module) -> torch.nn.Module | None:
     """The Qwen3-VL backbone module inside the model, if any."""
-    from vla.backbone import QwenVLBackbone
-
     return next((m for m in model.modules() if isinstance(m, QwenVLBackbone)), None)
 
 
 def backbone_prefixes(model: torch.nn.Module) -> list[str]:
     """state_dict prefixes of the backbone module(s) inside the model."""
-    from vla.backbone import QwenVLBackbone
-
     return [f"{name}." for name, module in model.named_modules() if isinstance(module, QwenVLBackbone) and name]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from bridge.geometry import Pose, quat_to_mat
 
@@ -32,8 +33,6 @@ def rgb_from_image(msg) -> np.ndarray:
 
 def rgb_from_compressed(msg) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG or PNG) -> uint8 HxWx3 RGB."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(bytes(msg.data))) as image:
             return np.asarray(image.convert("RGB"))
@@ -43,11 +42,11 @@ def rgb_from_compressed(msg) -> np.ndarray:
 
 def image_message(rgb: np.ndarray, stamp, frame_id: str = ""):
     """uint8 HxWx3 RGB -> sensor_msgs/Image (rgb8)."""
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image as RosImage  # lazy: ROS is an optional extra
 
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", is_bigendian=0, step=rgb.shape[1] * 3,
-                data=rgb.tobytes())
+    msg = RosImage(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", is_bigendian=0, step=rgb.shape[1] * 3,
+                   data=rgb.tobytes())
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
     return msg
 
@@ -67,7 +66,7 @@ def column_major(pose: Pose) -> list[float]:
 
 def pose_message(pose: Pose, frame_id: str, stamp):
     """Pose -> geometry_msgs/PoseStamped (quaternion x, y, z, w)."""
-    from geometry_msgs.msg import PoseStamped
+    from geometry_msgs.msg import PoseStamped  # lazy: ROS is an optional extra
 
     msg = PoseStamped()
     msg.header.stamp, msg.header.frame_id = stamp, frame_id

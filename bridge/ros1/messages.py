@@ -55,6 +55,7 @@ def definitions(package: str) -> dict[str, str]:
 def _context():
     """A genmsg context with the messages ours depend on (std_msgs/Header, actionlib_msgs) taken from the installed
     Debian classes' own definition text."""
+    # lazy, here and below: ROS 1 is an optional extra
     import actionlib_msgs.msg
     import genmsg
     import std_msgs.msg

@@ -26,6 +26,7 @@ class Ros1Bridge:
     """One bridge node; rospy.init_node must have been called."""
 
     def __init__(self, config: BridgeConfig, policy, task: str, dry_run: bool = False, autostart: bool = False):
+        # lazy, here and below: ROS 1 (and the messages generated with it) is an optional extra
         import actionlib
         import rospy
         from sensor_msgs.msg import CompressedImage, Image, JointState

@@ -11,16 +11,20 @@ franka_gripper's move/grasp/homing/stop actions and franka_control's error recov
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import sys
 import threading
 import time
 
 import numpy as np
 
-from bridge.config import BridgeConfig
+import envs
+from bridge.config import BridgeConfig, file_overrides
 from bridge.embodiment import ArmMapping
 from bridge.ros1 import convert
+from contract.cli import ConfigError, apply_overrides
 from contract.embodiments import IMAGE_SIZE
 
 log = logging.getLogger("sim_franka")
@@ -35,8 +39,8 @@ class SimFranka:
 
     def __init__(self, task: str, config: BridgeConfig = BridgeConfig(), seed: int = 0, image_size: int = IMAGE_SIZE,
                  camera_rate_hz: float = 15.0, state_rate_hz: float = 50.0):
+        # lazy, here and in main: ROS 1 is an optional extra
         import actionlib
-        import envs
         import rospy
         from geometry_msgs.msg import PoseStamped
         from sensor_msgs.msg import Image, JointState
@@ -235,9 +239,6 @@ class SimFranka:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
     parser = argparse.ArgumentParser(description="A simulated Franka (MuJoCo) speaking franka_ros on ROS 1.")
     parser.add_argument("--task", default="TurnOffMicrowave")
     parser.add_argument("--seed", type=int, default=0)
@@ -248,9 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import rospy
-
-    from bridge.config import file_overrides
-    from contract.cli import ConfigError, apply_overrides
 
     try:
         config = apply_overrides(BridgeConfig(), file_overrides(args.config)) if args.config else BridgeConfig()

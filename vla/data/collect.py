@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from contract.embodiments import IMAGE_SIZE
 from contract.spec import ObservationSpec
@@ -98,8 +99,6 @@ class _Tally:
 
 def collect(cfg: CollectConfig, log=print) -> dict:
     """Collect until every task has its quota of successful episodes (or runs out of attempts); returns the tally."""
-    from tqdm import tqdm
-
     tasks = task_list(cfg.task)
     if cfg.episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {cfg.episodes}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -96,8 +97,6 @@ def to_pm1(action: np.ndarray, robot) -> np.ndarray:
 
 def decode_video(path: Path) -> np.ndarray:
     """All frames of an mp4 as (T, H, W, 3) uint8 (PyAV)."""
-    import av
-
     if not path.exists():
         raise ValueError(f"missing video {path}")
     with av.open(str(path)) as container:
@@ -110,7 +109,7 @@ def convert_groot_lerobot(src: str | Path, out: str | Path, image_size: int = IM
     dataset at `out` (resumable); returns the episode count."""
     src = Path(src)
     if (src / "meta/info.json").is_file() and not (src / "meta/modality.json").exists():
-        from vla.data.convert_lerobot_v3 import convert_lerobot_v3
+        from vla.data.convert_lerobot_v3 import convert_lerobot_v3  # lazy: it imports this module
 
         return convert_lerobot_v3(src, out, image_size=image_size, task=task or _task_name(src),
                                   max_episodes=max_episodes, progress=progress)

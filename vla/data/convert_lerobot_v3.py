@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, IMAGE_SIZE, STATE_KEY
 from contract.spec import ObservationSpec
@@ -32,8 +33,6 @@ def _episode_rows(src: Path) -> list[dict]:
 
 
 def _decode_png_column(column) -> np.ndarray:
-    from PIL import Image
-
     return np.stack([np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB")) for cell in column.to_pylist()])
 
 

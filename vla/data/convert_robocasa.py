@@ -6,7 +6,9 @@ import json
 import re
 from pathlib import Path
 
+import h5py
 import numpy as np
+from PIL import Image
 
 from contract.embodiments import IMAGE_KEYS, IMAGE_SIZE
 from contract.spec import ObservationSpec
@@ -29,8 +31,6 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, size, size, 3) with bilinear filtering (no-op when already that size)."""
     if frames.shape[1:3] == (size, size):
         return np.ascontiguousarray(frames)
-    from PIL import Image
-
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames])
 
 
@@ -77,8 +77,6 @@ def read_demo(f, name: str, image_size: int, task_name: str) -> Episode:
 def convert_robocasa_hdf5(src: str | Path, out: str | Path, image_size: int = IMAGE_SIZE, task: str | None = None,
                           max_episodes: int | None = None, progress=None) -> int:
     """Convert every demo of `src` into a dataset at `out` (resumable: converted demos are skipped); returns episodes."""
-    import h5py
-
     src = Path(src)
     if not src.is_file():
         raise ValueError(f"{src}: no such HDF5 file")

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
+from PIL import Image
 
 from contract.embodiments import ACTION_KEY, FPS, IMAGE_KEYS, STATE_KEY, get_embodiment
 from contract.spec import ObservationSpec
@@ -25,8 +27,6 @@ def _episode_task_names(root: Path, info: dict) -> dict[int, str]:
     names = {int(k): v["task_name"] for k, v in sidecar.get("episodes", {}).items() if v.get("task_name")}
     if len(names) == info.get("total_episodes"):
         return names
-    import pyarrow.parquet as pq
-
     out = {}
     for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
         for row in pq.read_table(path, columns=["episode_index", "tasks"]).to_pylist():
@@ -77,9 +77,6 @@ def _check_finite(path: Path, cols: dict) -> None:
 
 def _check_image_size(path: Path, info: dict) -> None:
     """The first stored image of each camera in a data file has the size info.json declares (PNG header only)."""
-    import pyarrow.parquet as pq
-    from PIL import Image
-
     keys = [k for k in IMAGE_KEYS if info["features"][k]["dtype"] == "image"]
     if not keys:
         return
@@ -150,7 +147,7 @@ def open_dataset(root: str | Path, *, embodiment: str = "robocasa_panda_omron", 
                  delta_timestamps: dict | None = None, repo_id: str = DEFAULT_REPO_ID):
     """Validate a local dataset and return it as lerobot's LeRobotDataset (optionally only some tasks / episodes),
     with state and action in the embodiment's order whatever order their feature names are stored in."""
-    from vla.data.lerobot_view import ByNameDataset
+    from vla.data.lerobot_view import ByNameDataset  # lazy: imports lerobot (see there)
 
     root = Path(root)
     info = validate_dataset(root, embodiment)

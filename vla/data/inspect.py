@@ -6,7 +6,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
+import pandas as pd
 
 from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 from vla.data.schema import read_sidecar
@@ -33,8 +35,6 @@ def summary(root: str | Path) -> str:
         lines.append("tasks: " + ", ".join(f"{t} ({n})" for t, n in names.items()))
     if sidecar.get("rejected"):
         lines.append(f"rejected attempts: {len(sidecar['rejected'])}")
-    import pandas as pd
-
     tasks = pd.read_parquet(root / "meta" / "tasks.parquet")
     lines.append("instructions: " + "; ".join(map(str, tasks.index)))
     for key in (STATE_KEY, ACTION_KEY):
@@ -49,8 +49,6 @@ def summary(root: str | Path) -> str:
 
 def contact_sheet(ds, path: Path, columns: int = 6) -> Path:
     """PNG grid: one row per camera, `columns` frames spread over the whole dataset."""
-    import imageio.v2 as imageio
-
     picks = np.linspace(0, len(ds) - 1, columns).round().astype(int)
     per_frame = [_frame_images(ds, int(i)) for i in picks]
     rows = [np.concatenate([views[c] for views in per_frame], axis=1) for c in range(len(IMAGE_KEYS))]
@@ -60,8 +58,6 @@ def contact_sheet(ds, path: Path, columns: int = 6) -> Path:
 
 def episode_video(ds, path: Path, episode: int = 0, fps: int = 20) -> Path:
     """MP4 of one episode with the three cameras side by side."""
-    import imageio.v2 as imageio
-
     ep = ds.meta.episodes[episode]
     start, stop = ep["dataset_from_index"], ep["dataset_to_index"]
     with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=16, quality=7) as out:

@@ -9,6 +9,8 @@ import numpy as np
 
 from contract.embodiments import ACTION_KEY, STATE_KEY, Embodiment, get_embodiment
 from contract.files import atomic_write_json
+from vla.data.names import dataset_column_orders
+from vla.data.stats import load_norm_stats
 
 MODES = ("identity", "mean_std", "min_max", "q01_q99", "binary")
 _EPS = 1e-8
@@ -60,7 +62,7 @@ class _VectorNorm:
 
     def _arrays(self, x):
         if _is_torch(x):
-            import torch
+            import torch  # lazy: numpy callers need no torch
 
             def t(a, dtype=x.dtype):
                 return torch.as_tensor(a, dtype=dtype, device=x.device)
@@ -186,9 +188,6 @@ class Normalizer:
     @classmethod
     def from_dataset(cls, root: str | Path, embodiment: str = "robocasa_panda_omron") -> "Normalizer":
         """Normalizer fitted to a dataset's state and action (read by feature name; nothing is written there)."""
-        from vla.data.names import dataset_column_orders
-        from vla.data.stats import load_norm_stats
-
         root = Path(root)
         info = json.loads((root / "meta" / "info.json").read_text())
         orders = dataset_column_orders(root, embodiment)

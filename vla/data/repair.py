@@ -56,6 +56,7 @@ def _keep_rows(path: Path, table: pa.Table, keep: set[int]) -> None:
 
 def repair_dataset(root: Path, spec: ObservationSpec) -> int:
     """Drop unfinished work; rebuild info.json, tasks, stats and the sidecar from complete episodes."""
+    # lazy: lerobot imports torch; this module does not
     from lerobot.datasets.compute_stats import aggregate_stats
     from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION
     from lerobot.datasets.utils import DEFAULT_FEATURES, create_empty_dataset_info, unflatten_dict, write_stats

@@ -46,7 +46,7 @@ class ImageTransform:
         return torch.stack([self._one(view.permute(2, 0, 1)) for view in images]).permute(0, 2, 3, 1).contiguous()
 
     def _one(self, img: torch.Tensor) -> torch.Tensor:
-        from torchvision.transforms.v2 import functional as F
+        from torchvision.transforms.v2 import functional as F  # lazy: ~1.5 s; the presets import this module
 
         cfg = self.config
         _, h, w = img.shape

@@ -23,6 +23,7 @@ import numpy as np
 from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 from contract.files import atomic_write_json
 from contract.spec import ObservationSpec
+from vla.data.repair import repair_dataset
 from vla.data.schema import (
     DEFAULT_REPO_ID,
     SIDECAR_PATH,
@@ -81,6 +82,7 @@ class DatasetWriter:
 
     def __init__(self, root: str | Path, spec: ObservationSpec = ObservationSpec(), repo_id: str = DEFAULT_REPO_ID,
                  source: str = "collect"):
+        # lazy, here and below: lerobot imports torch; this module, collect and the converters do not
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
         self.root, self.spec, self.repo_id = Path(root), spec, repo_id
@@ -220,6 +222,4 @@ def _wipe_unfinished(root: Path) -> None:
 
 def repair(root: Path, spec: ObservationSpec) -> int:
     """Bring a dataset left by a killed writer back to its last complete episode; returns how many remain."""
-    from vla.data.repair import repair_dataset
-
     return repair_dataset(Path(root), spec)

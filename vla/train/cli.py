@@ -43,7 +43,7 @@ def _same_choice(target: str, a: str, b: str) -> bool:
     if a == b:
         return True
     if target == "backbone":
-        from checkpoints.backbones import BACKBONES
+        from checkpoints.backbones import BACKBONES  # lazy: imports torch
 
         a, b = BACKBONES.get(a, a), BACKBONES.get(b, b)
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
@@ -52,7 +52,7 @@ def _same_choice(target: str, a: str, b: str) -> bool:
 
 def usage() -> str:
     """The --help text: the docstring plus every flag with its default for the default preset."""
-    from vla.presets import get_preset, get_train_preset
+    from vla.presets import get_preset, get_train_preset  # lazy: imports torch
 
     train = get_train_preset("small")
     model_lines = describe(get_preset("small")).replace("  --", f"  --{MODEL_PREFIX}")
@@ -61,7 +61,7 @@ def usage() -> str:
 
 def parse_args(argv: list[str]):
     """argv -> (TrainConfig, VLAConfig with --model.* overrides or None)."""
-    from vla.presets import get_preset, get_train_preset
+    from vla.presets import get_preset, get_train_preset  # lazy: imports torch
 
     overrides = parse_overrides(argv)
     for alias, target in ALIASES.items():
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0
-    from vla.train.preflight import TrainSetupError, learning_warning, plan_run
+    from vla.train.preflight import TrainSetupError, learning_warning, plan_run  # lazy: imports torch
 
     try:
         train, model = parse_args(argv)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, TrainSetupError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from vla.train.workspace import Workspace
+    from vla.train.workspace import Workspace  # lazy: the model stack, loaded once the plan is valid
 
     workspace = Workspace(plan)
     if workspace.is_main:

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
+
+from vla.data.dataset import TrainingDataset, collate
 
 META_FILE = "meta.json"
 _DTYPES = {"float32": (torch.float32, np.float32), "bfloat16": (torch.bfloat16, np.int16),
@@ -161,8 +164,6 @@ def collate_cached(samples: list[dict]) -> dict:
 def ensure_feature_cache(*, dataset_root: Path, data_cfg, spec, model, normalizer, cache_dir: str | Path,
                          backbone_fp: str, batch_size: int, num_workers: int, accelerator) -> CachedFeatures:
     """Open the cache for (dataset, backbone weights, image transform), building it first on the main process."""
-    from vla.data.dataset import TrainingDataset
-
     augment = data_cfg.augment
     key_parts = {
         "dataset": dataset_fingerprint(dataset_root),
@@ -180,14 +181,10 @@ def ensure_feature_cache(*, dataset_root: Path, data_cfg, spec, model, normalize
         # Un-augmented (centre-crop) images: what the policy sees at evaluation, and the same every epoch.
         dataset = TrainingDataset(dataclasses.replace(data_cfg, root=str(dataset_root)), normalizer, train=False,
                                   spec=spec)
-        from vla.data.dataset import collate
-
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
                                              num_workers=num_workers)
         device = accelerator.device
         encoder = model.to(device)
-        from tqdm import tqdm
-
         with tqdm(total=len(dataset), desc="caching backbone features", unit="sample", mininterval=1.0) as bar:
             build_cache(path, lambda images, text: encoder.encode_observations(images.to(device), text), loader,
                         len(dataset), key_parts, progress=bar.update)

@@ -79,7 +79,7 @@ def plot_loss(run_dir: str | Path, key: str = "loss") -> Path | None:
     rows = [r for r in read_metrics(run_dir) if key in r and math.isfinite(r[key])]
     if not rows:
         return None
-    import matplotlib
+    import matplotlib  # lazy: a slow import, for the one plot at the end
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -17,6 +17,8 @@ import torch
 
 from contract.embodiments import ACTION_KEY, IMAGE_KEYS, STATE_KEY
 from contract.files import atomic_write_json
+from vla.data.dataset import open_dataset
+from vla.data.schema import read_sidecar
 
 
 @dataclass
@@ -35,8 +37,6 @@ class OpenLoopError:
 
 def held_out_episodes(dataset_root: str | Path, trained_seeds: dict[str, list[int]]) -> list[int]:
     """Episode indices of a dataset whose (task, seed) the checkpoint did not train on."""
-    from vla.data.schema import read_sidecar
-
     used = {(task, seed) for task, seeds in trained_seeds.items() for seed in seeds}
     episodes = read_sidecar(Path(dataset_root)).get("episodes", {})
     return sorted(int(k) for k, meta in episodes.items() if (meta.get("task_name"), meta.get("seed")) not in used)
@@ -46,8 +46,6 @@ def held_out_episodes(dataset_root: str | Path, trained_seeds: dict[str, list[in
 def open_loop_error(policy, dataset_root: str | Path, episodes: list[int] | None = None, stride: int = 8,
                     batch_size: int = 16, max_frames: int = 0) -> OpenLoopError:
     """Score `policy` (a VLAPolicy) on every `stride`-th frame of `episodes` (None: the held-out ones)."""
-    from vla.data.dataset import open_dataset
-
     if episodes is None:
         episodes = held_out_episodes(dataset_root, policy.demo_seeds)
     if not episodes:

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import hf_hub_download
+
 from checkpoints.backbones import TINY, BackboneError, BackboneRef, resolve_backbone
 from checkpoints.format import (
     CheckpointError,
@@ -22,7 +24,10 @@ from checkpoints.format import (
 )
 from contract.spec import spec_from_checkpoint_config
 from vla.config import VLAConfig
+from vla.data.dataset import validate_dataset
+from vla.data.names import dataset_column_orders, reorder_note
 from vla.presets import get_preset
+from vla.tiny_qwen import tiny_qwen3vl_config
 from vla.train.config import DEFAULT_DATASET, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +52,10 @@ class Plan:
 def backbone_dims(ref: BackboneRef) -> tuple[int, int]:
     """(text hidden size, LLM layers) of a backbone, read from its config without loading weights."""
     if ref.is_tiny:
-        from vla.tiny_qwen import tiny_qwen3vl_config
-
         text = tiny_qwen3vl_config().text_config
         return text.hidden_size, text.num_hidden_layers
     path = Path(ref.source) / "config.json"
     if not path.is_file():
-        from huggingface_hub import hf_hub_download
-
         try:
             path = Path(hf_hub_download(ref.source, "config.json"))
         except Exception as err:  # offline, missing repo, no auth: all mean "cannot use this backbone"
@@ -119,9 +120,6 @@ def collect_default_demos(cfg: TrainConfig, root: Path) -> None:
 
 def check_dataset(cfg: TrainConfig) -> Path:
     """The dataset root, collected first when it is the missing default; validated against the contract."""
-    from vla.data.dataset import validate_dataset
-    from vla.data.names import dataset_column_orders, reorder_note
-
     root = Path(cfg.data.root)
     is_default = cfg.data.root == DEFAULT_DATASET
     if not root.is_absolute():

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import transformers
+from accelerate import Accelerator
+from accelerate.utils import DistributedType, gather_object
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from tqdm import tqdm
 
 from checkpoints.format import (
     CheckpointContents,
@@ -26,8 +31,12 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
+from vla.data.dataset import TrainingDataset, collate, episode_seeds, select_episodes
+from vla.data.normalize import Normalizer
 from vla.data.schema import read_spec
+from vla.model import VLA
 from vla.train.config import TrainConfig
+from vla.train.feature_cache import collate_cached, ensure_feature_cache
 from vla.train.logger import RunLogger, plot_loss
 from vla.train.preflight import Plan
 from vla.train.rng import capture_rng, restore_rng
@@ -55,8 +64,6 @@ class TrainResult:
 
 def make_accelerator(cfg: TrainConfig):
     """An Accelerator for this machine: bf16 autocast + TF32 on CUDA, plain fp32 on CPU."""
-    from accelerate import Accelerator
-
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     precision = cfg.mixed_precision
     if precision == "auto":
@@ -81,21 +88,15 @@ class Workspace:
     # -- setup ---------------------------------------------------------------------------------------------------
 
     def _build_model(self):
-        from vla.model import VLA
-
         torch.manual_seed(self.cfg.seed)
         return VLA(self.plan.model, device=self.accelerator.device)
 
     def _build_dataset(self, model, normalizer):
         """The training samples: images + instruction, or cached backbone features."""
-        from vla.data.dataset import TrainingDataset
-
         data_cfg = self.cfg.data
         if not self.cfg.cache_features:
             return TrainingDataset(dataclasses.replace(data_cfg, root=str(self.plan.dataset)), normalizer, train=True,
                                    spec=self.spec)
-        from vla.train.feature_cache import ensure_feature_cache
-
         return ensure_feature_cache(
             dataset_root=self.plan.dataset, data_cfg=data_cfg, spec=self.spec, model=model, normalizer=normalizer,
             cache_dir=self.cfg.cache_dir, backbone_fp=self._backbone_fp, batch_size=self.cfg.batch_size,
@@ -104,11 +105,7 @@ class Workspace:
 
     def _collate(self):
         if self.cfg.cache_features:
-            from vla.train.feature_cache import collate_cached
-
             return collate_cached
-        from vla.data.dataset import collate
-
         return collate
 
     def _loader(self, dataset, start_step: int):
@@ -132,8 +129,6 @@ class Workspace:
 
     def _checkpoint_config(self, model, normalizer, step: int, dataset_len: int, includes_backbone: bool,
                            backbone_fp: str, loss: float | None) -> dict:
-        import transformers
-
         return {
             "model": self.plan.model.to_dict(),
             "observation": self.spec.to_dict(),  # what the env must render for this policy, and its chunk length
@@ -167,8 +162,6 @@ class Workspace:
 
     def save(self, model, optimizer, scheduler, normalizer, step: int, dataset_len: int, loss: float | None) -> Path:
         """Write checkpoint-<step> (main process), with the RNG states of every process, then prune old ones."""
-        from accelerate.utils import gather_object
-
         acc = self.accelerator
         rng = capture_rng()
         rngs = gather_object([rng]) if acc.num_processes > 1 else [rng]
@@ -197,14 +190,10 @@ class Workspace:
 
     def _optimizer_state(self, model, optimizer) -> dict:
         if self._is_fsdp():
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
             return FSDP.optim_state_dict(model, optimizer)
         return optimizer.state_dict()
 
     def _is_fsdp(self) -> bool:
-        from accelerate.utils import DistributedType
-
         return self.accelerator.distributed_type == DistributedType.FSDP
 
     def restore(self, model, optimizer, scheduler) -> int:
@@ -221,8 +210,6 @@ class Workspace:
                                f"{len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]})")
         optim_state = state["optimizer.pt"]
         if self._is_fsdp():
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
             optim_state = FSDP.optim_state_dict_to_load(model, optimizer, optim_state)
         optimizer.load_state_dict(optim_state)
         scheduler.load_state_dict(state["scheduler.pt"])
@@ -250,8 +237,6 @@ class Workspace:
 
     def run(self) -> TrainResult:
         """Train until `steps` (or `stop_at_step`, or SIGINT/SIGTERM), saving every `save_every` steps and at the end."""
-        from vla.data.normalize import Normalizer
-
         cfg, acc = self.cfg, self.accelerator
         started = time.perf_counter()
         if self.is_main:
@@ -282,8 +267,6 @@ class Workspace:
         global_batch = cfg.batch_size * acc.num_processes
         bar = None
         if self.is_main:
-            from tqdm import tqdm
-
             bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
                        mininterval=1.0)
         step, window, last_loss, checkpoint = start_step, [], None, None
@@ -343,7 +326,5 @@ class Workspace:
 
 def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
     """Simulator seeds of the episodes this run trains on, per task (checkpoints record them for held-out eval)."""
-    from vla.data.dataset import episode_seeds, select_episodes
-
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
     return episode_seeds(root, select_episodes(root, info, data_cfg.tasks, data_cfg.episodes_per_task))

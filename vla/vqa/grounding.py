@@ -15,6 +15,7 @@ Only the cameras enter the questions; the simulator state is used for the answer
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,8 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
+import envs
 from contract.embodiments import CAMERA_NAMES, TASK_KEY
+from policies.experts import make_expert
 from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
 
 QUESTION_TASKS = ("point", "target", "offset")
@@ -105,9 +110,6 @@ _ENVS: dict = {}
 
 def _env_and_expert(task: str, image_size: int):
     if task not in _ENVS:
-        import envs
-        from policies.experts import make_expert
-
         env = envs.make(task, image_size=image_size)
         _ENVS[task] = (env, make_expert(task, env))
     return _ENVS[task]
@@ -115,6 +117,7 @@ def _env_and_expert(task: str, image_size: int):
 
 def _annotate(sim, image_size: int) -> dict:
     """Every landmark's pixel position and visibility in each camera, and its offset from the gripper."""
+    # lazy: the simulator (mujoco, robosuite), loaded in the workers only
     from envs.cameras import camera_pose, line_of_sight
     from envs.kitchen_env import CAMERA_MJCF_NAMES
 
@@ -199,8 +202,6 @@ def frame_questions(frame: dict, rng: np.random.Generator, extra: int, size: int
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
@@ -244,9 +245,7 @@ def _episode_plan(cfg: GroundingConfig, tasks: tuple[str, ...]) -> list[tuple[st
 
 def generate(cfg: GroundingConfig, log=print) -> dict:
     """Generate (or continue) a grounding dataset; returns counts per split."""
-    from tqdm import tqdm
-
-    from vla.data.collect import task_list
+    from vla.data.collect import task_list  # lazy: it loads `datasets` (~1 s) for the dataset writer
 
     tasks = task_list(cfg.task)
     root = Path(cfg.out)
@@ -265,8 +264,6 @@ def generate(cfg: GroundingConfig, log=print) -> dict:
     started = time.perf_counter()
     bar = tqdm(total=len(todo), unit="ep", desc="grounding")
     try:
-        import multiprocessing as mp
-
         with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool, done_path.open("a") as marks:
             pending = {}
             queue = list(todo)

@@ -18,8 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
 
+from checkpoints.backbones import resolve_backbone
 from contract.files import atomic_write_json
+from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir, save_tiny_dir
+from vla.tokenizer import build_processor, load_qwen_tokenizer
 from vla.vqa.format import VQASample
 
 ASSISTANT_PREFIX = "<|im_start|>assistant\n"
@@ -111,13 +116,9 @@ class VLM(torch.nn.Module):
 
 def load_vlm(backbone: str, image_size: int, attn_implementation: str = "sdpa") -> VLM:
     """The tiny model (seeded or a compact directory) or a pretrained Qwen3-VL, ready for fine-tuning."""
-    from checkpoints.backbones import resolve_backbone
-    from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir, read_manifest
-    from vla.tokenizer import build_processor, load_qwen_tokenizer
-
     ref = resolve_backbone(backbone)
     if ref.is_tiny or is_tiny_dir(ref.source):
-        from transformers import Qwen3VLModel
+        from transformers import Qwen3VLModel  # lazy, as below: transformers' model code takes seconds to import
 
         if ref.is_tiny:
             trunk, seed, vocab = build_seeded(Qwen3VLModel, 0, attn_implementation=attn_implementation), 0, None
@@ -139,8 +140,6 @@ def load_vlm(backbone: str, image_size: int, attn_implementation: str = "sdpa") 
 
 def load_images(root: Path, sample: VQASample, size: int) -> list[np.ndarray]:
     """The sample's images as uint8 HxWx3 arrays resized to size x size."""
-    from PIL import Image
-
     out = []
     for url in sample.image_urls:
         with Image.open(root / url) as img:
@@ -326,8 +325,6 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
     trainable(model, cfg) -> parameters replaces set_trainable (e.g. LoRA adapters); finalize(model) runs before
     saving (e.g. merging adapters into the weights, so the directory is a plain Qwen3-VL).
     """
-    from tqdm import tqdm
-
     if not train_samples:
         raise ValueError(f"{cfg.data}: no training samples")
     torch.manual_seed(cfg.seed)
@@ -390,8 +387,6 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
 def save_vlm(model: VLM, out: Path, cfg: SFTConfig, history: list[dict], manifest_extra: dict) -> Path:
     """Compact directory for the tiny model, a Qwen3-VL directory (weights, config, processor) otherwise."""
     if model.is_tiny:
-        from vla.tiny_qwen import save_tiny_dir
-
         manifest = {"seed": model.seed, "image_size": cfg.image_size, "answer_vocab": model.answer_vocab,
                     "base": model.source, "made_by": "vla.vqa.sft", "config": dataclasses.asdict(cfg),
                     **manifest_extra}

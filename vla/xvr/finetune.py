@@ -39,7 +39,7 @@ def lora_trainable(rank: int, alpha: float, dropout: float):
 
 def merge_lora(model: torch.nn.Module) -> int:
     """Fold every LoRA adapter into its base layer and put the plain layer back; returns how many were merged."""
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import LoraLayer  # lazy: peft, only once LoRA is used (see lora_trainable)
 
     merged = 0
     for name, module in list(model.named_modules()):

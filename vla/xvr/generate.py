@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,13 +23,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
+import envs
+from envs.rendering import FastRenderer
+from policies.experts import make_expert
 from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
+from vla.vqa.grounding import task_target
 from vla.xvr.questions import (Capture, OrbitSet, Question, QuestionConfig, RigView, RobotFrame,
                                cross_scenario_localization, directional_correspondence,
                                directional_view_localization, language_localization, point_correspondence,
                                spatial_verification, temporal_verification, viewpoint_localization)
-from vla.xvr.rig import RigConfig
+from vla.xvr.rig import RigConfig, ViewRenderer, clear_view, moved_around, random_rig
 from vla.xvr.tasks import TASKS
 
 SPLITS = ("train", "valid", "eval")
@@ -96,11 +103,7 @@ _WORKER: dict = {}
 def _worker_env(task: str, size: int):
     """The env, its expert and renderers for this process (built once per task)."""
     if task not in _WORKER:
-        import envs
-        from envs.kitchen_env import CAMERA_MJCF_NAMES
-        from envs.rendering import FastRenderer
-        from policies.experts import make_expert
-        from vla.xvr.rig import ViewRenderer
+        from envs.kitchen_env import CAMERA_MJCF_NAMES  # lazy: robosuite, loaded in the workers only
 
         env = envs.make(task, image_size=size, render=False)
         env.reset(seed=0)
@@ -111,8 +114,6 @@ def _worker_env(task: str, size: int):
 
 
 def _capture(sim, views_renderer, t: int, cfg: XVRConfig, rng: np.random.Generator) -> Capture:
-    from vla.xvr.rig import clear_view, moved_around, random_rig
-
     m, d = sim.mj_model, sim.mj_data
     center = np.mean([mark.position for mark in sim.task_landmarks().values()], axis=0)
     center[0] = min(center[0], 1.0)  # in front of the kitchen wall
@@ -136,8 +137,6 @@ def _capture(sim, views_renderer, t: int, cfg: XVRConfig, rng: np.random.Generat
 
 def run_scene(task: str, seed: int, cfg: XVRConfig) -> dict:
     """One expert episode on scene `seed`: robot frames every `frame_stride` steps and the rig captures."""
-    from vla.vqa.grounding import task_target
-
     env, expert, robot, views_renderer = _worker_env(task, cfg.image_size)
     sim = env.unwrapped.sim
     rng = np.random.default_rng([seed, 11])
@@ -199,8 +198,6 @@ def scene_questions(scene: dict, partner: list[RobotFrame] | None, cfg: XVRConfi
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
@@ -237,11 +234,7 @@ def write_questions(questions: list[Question], sid: str, split: str, root: Path,
 
 def generate(cfg: XVRConfig, log=print) -> dict:
     """Generate (or continue) an XVR dataset under cfg.out; returns counts per split and the rate."""
-    import multiprocessing as mp
-
-    from tqdm import tqdm
-
-    from vla.data.collect import task_list
+    from vla.data.collect import task_list  # lazy: it loads `datasets` (~1 s) for the dataset writer
 
     tasks = task_list(cfg.task)
     root = Path(cfg.out)

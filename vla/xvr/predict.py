@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tqdm import tqdm
+
 from vla.vqa.format import VQASample
 
 
 def answer_tokens(model, samples: list[VQASample]) -> list[int]:
     """Token ids of every answer and option (and the end of turn) of `samples`."""
-    from vla.vqa.sft import collect_answer_vocab
+    from vla.vqa.sft import collect_answer_vocab  # lazy: imports torch
 
     phrased = [VQASample(s.sample_id, s.task, s.prompt_blocks, text) for s in samples
                for text in {s.answer, *s.options}]
@@ -20,9 +22,7 @@ def answer_tokens(model, samples: list[VQASample]) -> list[int]:
 def predict(model, samples: list[VQASample], root: Path, image_size: int, out_path: Path, batch_size: int = 16,
             max_new_tokens: int = 8, log=print) -> dict[str, str]:
     """sample_id -> the model's answer for every sample; rows already in out_path are kept, not recomputed."""
-    from tqdm import tqdm
-
-    from vla.vqa.sft import generate_answers, load_images
+    from vla.vqa.sft import generate_answers, load_images  # lazy: imports torch
 
     if model.is_tiny:
         # The tiny model scores only the tokens its training saw answers in; add this data's answer words (the

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 from envs.cameras import CameraPose
 from envs.rendering import close_at_exit, forget_at_exit
@@ -210,8 +211,6 @@ def sample_surface(pose: CameraPose, depth: np.ndarray, rng: np.random.Generator
 
 def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
     """Mean structural similarity of two uint8 RGB images (grey levels, uniform window, the usual constants)."""
-    from scipy.ndimage import uniform_filter
-
     def grey(img):
         return np.asarray(img, np.float64) @ np.array([0.299, 0.587, 0.114])
 

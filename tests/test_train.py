@@ -140,6 +140,29 @@ def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path):
         assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
 
 
+@pytest.mark.parametrize("cache", [False, True], ids=["images", "cached-features"])
+def test_the_same_demos_stored_in_another_order_train_the_same_run(dataset, tmp_path, cache):
+    # Parallel collection stores episodes as they finish; the run must not depend on that order.
+    reordered = tmp_path / "reordered"
+    with DatasetWriter(reordered, ObservationSpec(image_size=64), source="synthetic") as writer:
+        for i in (2, 0, 1):
+            writer.add_episode(learnable_episode(i))
+    common = ["--steps", 6, "--cache-dir", tmp_path / "cache", *(["--cache-features"] if cache else [])]
+    _, stored = train(args(dataset, tmp_path / "a", *common))
+    _, other = train(args(reordered, tmp_path / "b", *common))
+    a, b = losses(stored.run_dir), losses(other.run_dir)
+    assert sorted(a) == sorted(b) == list(range(1, 7))
+    for step in a:
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
+
+
+def test_a_run_that_builds_the_feature_cache_trains_like_one_that_finds_it(dataset, tmp_path):
+    common = ["--steps", 4, "--cache-features", "--cache-dir", tmp_path / "cache"]
+    _, building = train(args(dataset, tmp_path / "a", *common))
+    _, finding = train(args(dataset, tmp_path / "b", *common))
+    assert losses(finding.run_dir) == losses(building.run_dir)
+
+
 def test_sigkill_mid_run_then_same_command_resumes_exactly(dataset, tmp_path):
     cmd = [sys.executable, str(REPO / "train_vla.py"),
            *args(dataset, tmp_path / "killed", "--steps", 14, "--save-every", 3, "--cache-features")]

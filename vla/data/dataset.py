@@ -143,6 +143,27 @@ def episode_seeds(root: str | Path, episodes: list[int] | None) -> dict[str, lis
     return {task: sorted(seeds) for task, seeds in sorted(out.items())}
 
 
+def canonical_order(root: str | Path, episode_index: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
+    """Sample positions sorted by (task, simulator seed, frame): the order training draws from.
+
+    Parallel collection stores episodes in the order they finish, so two collections of the same demos differ in
+    storage order; drawing batches in this order instead makes the training run a function of the demos and the
+    seed alone. Episodes without a recorded seed (data made elsewhere) keep their stored order after the rest.
+    """
+    sidecar = read_sidecar(Path(root)).get("episodes", {})
+    meta = {int(k): (m.get("task_name") or "", m.get("seed")) for k, m in sidecar.items()}
+
+    def sort_key(episode: int):
+        task, seed = meta.get(episode, ("", None))
+        return (0, task, seed, episode) if seed is not None else (1, "", 0, episode)
+
+    episode_index, frame_index = np.asarray(episode_index, np.int64), np.asarray(frame_index, np.int64)
+    ranked = sorted((int(e) for e in np.unique(episode_index)), key=sort_key)
+    rank = np.zeros(int(episode_index.max()) + 1, dtype=np.int64)
+    rank[ranked] = np.arange(len(ranked))
+    return np.lexsort((frame_index, rank[episode_index]))
+
+
 def open_dataset(root: str | Path, *, embodiment: str = "robocasa_panda_omron", tasks=None, episodes_per_task: int = 0,
                  delta_timestamps: dict | None = None, repo_id: str = DEFAULT_REPO_ID):
     """Validate a local dataset and return it as lerobot's LeRobotDataset (optionally only some tasks / episodes),
@@ -197,6 +218,11 @@ class TrainingDataset(torch.utils.data.Dataset):
     @property
     def image_size(self) -> int:
         return self.spec.image_size
+
+    def sample_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(episode_index, frame_index) of every sample, in index order."""
+        columns = self.lerobot.hf_dataset.select_columns(["episode_index", "frame_index"]).with_format("numpy")
+        return np.asarray(columns["episode_index"], np.int64), np.asarray(columns["frame_index"], np.int64)
 
     def __len__(self) -> int:
         return len(self.lerobot)

@@ -5,6 +5,7 @@ Layout of one cache (a directory named by its key, written to a temp name then r
   tokens.bin   every sample's valid tokens back to back, (total_tokens, D), in the features' own dtype
   image_mask.npy  (total_tokens,) bool; offsets.npy (N + 1,) int64 token offsets per sample
   state.npy (N, state_dim), action.npy (N, H, action_dim), action_is_pad.npy (N, H)
+  episode_index.npy, frame_index.npy (N,) int64: which frame each sample is (for the canonical training order)
   meta.json    shapes, dtype and the key's inputs; written last
 """
 
@@ -62,7 +63,7 @@ def build_cache(path: str | Path, encode, loader, num_samples: int, key_parts: d
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
     try:
-        offsets, image_masks, states, actions, pads = [0], [], [], [], []
+        offsets, image_masks, states, actions, pads, episodes, frames = [0], [], [], [], [], [], []
         dtype_name, width = None, None
         with open(tmp / "tokens.bin", "wb") as tokens:
             for batch in loader:
@@ -84,6 +85,8 @@ def build_cache(path: str | Path, encode, loader, num_samples: int, key_parts: d
                 states.append(batch["state"].numpy())
                 actions.append(batch["action"].numpy())
                 pads.append(batch["action_is_pad"].numpy())
+                episodes.append(batch["episode_index"].numpy())
+                frames.append(batch["frame_index"].numpy())
                 if progress is not None:
                     progress(feats.shape[0])
         if len(offsets) - 1 != num_samples:
@@ -93,6 +96,8 @@ def build_cache(path: str | Path, encode, loader, num_samples: int, key_parts: d
         np.save(tmp / "state.npy", np.concatenate(states).astype(np.float32))
         np.save(tmp / "action.npy", np.concatenate(actions).astype(np.float32))
         np.save(tmp / "action_is_pad.npy", np.concatenate(pads).astype(bool))
+        np.save(tmp / "episode_index.npy", np.concatenate(episodes).astype(np.int64))
+        np.save(tmp / "frame_index.npy", np.concatenate(frames).astype(np.int64))
         meta = {"num_samples": num_samples, "total_tokens": offsets[-1], "width": width, "dtype": dtype_name,
                 "key": key_parts}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
@@ -122,9 +127,15 @@ class CachedFeatures(torch.utils.data.Dataset):
         self.state = np.load(path / "state.npy")
         self.action = np.load(path / "action.npy")
         self.action_is_pad = np.load(path / "action_is_pad.npy")
+        self.episode_index = np.load(path / "episode_index.npy")
+        self.frame_index = np.load(path / "frame_index.npy")
 
     def __len__(self) -> int:
         return int(self.meta["num_samples"])
+
+    def sample_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(episode_index, frame_index) of every sample, in index order."""
+        return self.episode_index, self.frame_index
 
     def __getitem__(self, idx: int) -> dict:
         lo, hi = int(self.offsets[idx]), int(self.offsets[idx + 1])
@@ -166,6 +177,7 @@ def ensure_feature_cache(*, dataset_root: Path, data_cfg, spec, model, normalize
     """Open the cache for (dataset, backbone weights, image transform), building it first on the main process."""
     augment = data_cfg.augment
     key_parts = {
+        "layout": 2,  # 2: with episode_index.npy and frame_index.npy
         "dataset": dataset_fingerprint(dataset_root),
         "backbone": backbone_fp,
         "backbone_config": model.config.backbone.__dict__ if hasattr(model, "config") else None,
@@ -185,7 +197,10 @@ def ensure_feature_cache(*, dataset_root: Path, data_cfg, spec, model, normalize
                                              num_workers=num_workers)
         device = accelerator.device
         encoder = model.to(device)
-        with tqdm(total=len(dataset), desc="caching backbone features", unit="sample", mininterval=1.0) as bar:
+        # Forked RNG: a run that builds the cache must train exactly like one that finds it (iterating a loader
+        # draws from the global generator).
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                tqdm(total=len(dataset), desc="caching backbone features", unit="sample", mininterval=1.0) as bar:
             build_cache(path, lambda images, text: encoder.encode_observations(images.to(device), text), loader,
                         len(dataset), key_parts, progress=bar.update)
     accelerator.wait_for_everyone()

@@ -59,12 +59,15 @@ def _sample_seed(seed: int, step: int, slot: int) -> int:
 class SeededSamples(torch.utils.data.Dataset):
     """Wraps a dataset so item `(index, seed)` draws its random augmentation from `seed` alone.
 
-    The global RNG states are forked around the call, so loading in the training process does not disturb the RNG
-    that drives dropout and flow-matching noise.
+    `order` (optional) maps the sampler's index to the dataset's: the dataset's canonical order, so the batches do
+    not depend on how its episodes happen to be stored. The global RNG states are forked around the call, so
+    loading in the training process does not disturb the RNG that drives dropout and flow-matching noise.
     """
 
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, dataset, order: np.ndarray | None = None):
+        if order is not None and len(order) != len(dataset):
+            raise ValueError(f"order has {len(order)} entries for a dataset of {len(dataset)} samples")
+        self.dataset, self.order = dataset, order
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -77,7 +80,7 @@ class SeededSamples(torch.utils.data.Dataset):
                 torch.manual_seed(seed)
                 random.seed(seed)
                 np.random.seed(seed)
-                return self.dataset[index]
+                return self.dataset[index if self.order is None else int(self.order[index])]
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)

@@ -31,7 +31,7 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
-from vla.data.dataset import TrainingDataset, collate, episode_seeds, select_episodes
+from vla.data.dataset import TrainingDataset, canonical_order, collate, episode_seeds, select_episodes
 from vla.data.normalize import Normalizer
 from vla.data.schema import read_spec
 from vla.model import VLA
@@ -111,9 +111,11 @@ class Workspace:
     def _loader(self, dataset, start_step: int):
         sampler = StepBatchSampler(len(dataset), self.cfg.batch_size, self.cfg.seed, start_step,
                                    self.accelerator.num_processes, self.accelerator.process_index)
+        # Batches drawn in the dataset's canonical order: the same demos stored in another order train the same run.
+        order = canonical_order(self.plan.dataset, *dataset.sample_keys())
         # A private generator: creating the iterator must not draw from the global RNG (resumes must match).
         return torch.utils.data.DataLoader(
-            SeededSamples(dataset), batch_sampler=sampler, collate_fn=self._collate(),
+            SeededSamples(dataset, order), batch_sampler=sampler, collate_fn=self._collate(),
             num_workers=self.cfg.num_workers, generator=torch.Generator().manual_seed(self.cfg.seed),
             persistent_workers=self.cfg.num_workers > 0, pin_memory=self.accelerator.device.type == "cuda",
         ), sampler

@@ -10,7 +10,7 @@ from checkpoints.format import CheckpointError, validate_checkpoint
 from contract.files import atomic_write_json
 from rollouts.config import RolloutConfig
 from rollouts.evaluate import evaluate
-from rollouts.metrics import TaskSummary
+from rollouts.metrics import TaskSummary, same_rate_p_value
 
 CURVE_PNG = "learning_curve.png"
 CURVE_JSON = "learning_curve.json"
@@ -81,13 +81,22 @@ def plot_curve(curve: dict, path: str | Path) -> Path:
 
 
 def curve_table(curve: dict) -> str:
-    """Text table: one row per checkpoint, success per task (k/n)."""
-    tasks = list(curve["points"][0]["tasks"])
+    """Text table: one row per checkpoint, success per task (k/n), then whether the checkpoints differ beyond noise."""
+    points = curve["points"]
+    tasks = list(points[0]["tasks"])
     lines = [f"{'step':>7} " + " ".join(f"{t:>20}" for t in tasks)]
-    for p in curve["points"]:
+    for p in points:
         cells = [f"{100 * (p['tasks'][t]['rate'] or 0):5.1f}% ({p['tasks'][t]['successes']}/{p['tasks'][t]['episodes']})"
                  for t in tasks]
         lines.append(f"{p['step']:>7} " + " ".join(f"{c:>20}" for c in cells))
+    cells = []
+    for t in tasks:
+        p_value = same_rate_p_value([p["tasks"][t]["successes"] for p in points],
+                                    [p["tasks"][t]["episodes"] for p in points])
+        cells.append("n/a" if p_value is None else f"p = {p_value:.2f}")
+    lines.append(f"{'same?':>7} " + " ".join(f"{c:>20}" for c in cells))
+    lines.append("  (same?: chi-square p that every checkpoint has one success rate; p > 0.05: the differences "
+                 "between checkpoints are within evaluation noise at this many episodes)")
     return "\n".join(lines)
 
 

@@ -1,10 +1,12 @@
-"""Success rates and their uncertainty: Wilson score intervals, per-task summaries."""
+"""Success rates and their uncertainty: Wilson score intervals, a same-rate test across groups, per-task summaries."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
+
+from scipy.stats import chi2
 
 Z_95 = 1.959963984540054
 
@@ -21,6 +23,22 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     # Clamp: at p = 0 or 1 rounding can put a bound a hair outside [0, 1].
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def same_rate_p_value(successes: Sequence[int], episodes: Sequence[int]) -> float | None:
+    """Pearson's chi-square test that every group (e.g. each checkpoint of a learning curve) has one success rate.
+
+    The probability that evaluation noise alone spreads the groups at least this far apart: a large p means the
+    differences between the groups are not resolved by this many episodes. None when it is undefined (fewer than
+    two groups, or every episode of every group ended alike). Approximate when expected counts are below ~5.
+    """
+    groups = [(k, n) for k, n in zip(successes, episodes) if n > 0]
+    total_k, total_n = sum(k for k, _ in groups), sum(n for _, n in groups)
+    if len(groups) < 2 or total_k in (0, total_n):
+        return None
+    rate = total_k / total_n
+    statistic = sum((k - n * rate) ** 2 / (n * rate * (1 - rate)) for k, n in groups)
+    return float(chi2.sf(statistic, df=len(groups) - 1))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def test_each_checkpoint_is_evaluated_on_the_same_episodes(tmp_path):
     assert len({c.out_dir for c in seen}) == 2  # one results folder per checkpoint, so each resumes on its own
     assert (run / CURVE_PNG).stat().st_size > 0 and json.loads((run / CURVE_JSON).read_text()) == curve
     assert "75.0% (3/4)" in curve_table(curve)
+    assert "p = 0.16" in curve_table(curve)  # 1/4 vs 3/4: chi-square 2.0 on 1 degree of freedom
 
 
 def test_a_folder_without_checkpoints_is_one_line(tmp_path):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rollouts.metrics import format_rate, summarize, wilson_interval
+from rollouts.metrics import format_rate, same_rate_p_value, summarize, wilson_interval
 from rollouts.results import EpisodeKey, EpisodeRecord, ResultsLog
 from rollouts.seeding import episode_seed
 
@@ -24,6 +24,23 @@ def test_wilson_interval_edge_cases():
 
 def _record(task="CoffeePressButton", index=0, success=True, base_seed=0, error=""):
     return EpisodeRecord(task, base_seed, index, episode_seed(base_seed, task, index), success, 10, 0.5, 0, 0, error)
+
+
+def test_same_rate_p_value_matches_a_contingency_table_test():
+    from scipy.stats import chi2_contingency
+
+    wins, n = [3, 5, 1, 2, 6], [10] * 5  # a learning curve's five checkpoints, 10 episodes each
+    expected = chi2_contingency([wins, [k - w for w, k in zip(wins, n)]], correction=False)[1]
+    assert same_rate_p_value(wins, n) == pytest.approx(expected, rel=1e-9)
+    assert 0.05 < same_rate_p_value(wins, n) < 0.2  # these five are not told apart by 10 episodes each
+    assert same_rate_p_value([9, 24], [50, 50]) < 0.01  # 18% vs 48% on 50 episodes each is
+
+
+def test_same_rate_p_value_is_none_when_undefined():
+    assert same_rate_p_value([3], [10]) is None  # one group
+    assert same_rate_p_value([0, 0], [10, 10]) is None  # nothing ever succeeded
+    assert same_rate_p_value([10, 5], [10, 5]) is None  # everything succeeded
+    assert same_rate_p_value([0, 4], [0, 10]) is None  # an empty group is left out: one group remains
 
 
 def test_summary_counts_errors_apart_and_splits_seeds():

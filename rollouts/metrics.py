@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from scipy.stats import chi2
-
 Z_95 = 1.959963984540054
 
 
@@ -32,6 +30,8 @@ def same_rate_p_value(successes: Sequence[int], episodes: Sequence[int]) -> floa
     differences between the groups are not resolved by this many episodes. None when it is undefined (fewer than
     two groups, or every episode of every group ended alike). Approximate when expected counts are below ~5.
     """
+    from scipy.stats import chi2  # lazy: scipy.stats takes seconds to import, and every rollout imports this module
+
     groups = [(k, n) for k, n in zip(successes, episodes) if n > 0]
     total_k, total_n = sum(k for k, _ in groups), sum(n for _, n in groups)
     if len(groups) < 2 or total_k in (0, total_n):

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from scipy.stats import chi2_contingency
 
 from rollouts.metrics import format_rate, same_rate_p_value, summarize, wilson_interval
 from rollouts.results import EpisodeKey, EpisodeRecord, ResultsLog
@@ -27,8 +28,6 @@ def _record(task="CoffeePressButton", index=0, success=True, base_seed=0, error=
 
 
 def test_same_rate_p_value_matches_a_contingency_table_test():
-    from scipy.stats import chi2_contingency
-
     wins, n = [3, 5, 1, 2, 6], [10] * 5  # a learning curve's five checkpoints, 10 episodes each
     expected = chi2_contingency([wins, [k - w for w, k in zip(wins, n)]], correction=False)[1]
     assert same_rate_p_value(wins, n) == pytest.approx(expected, rel=1e-9)

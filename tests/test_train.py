@@ -23,12 +23,14 @@ from checkpoints.format import CheckpointError, list_checkpoints
 from contract.spec import ObservationSpec
 from test_checkpoint_format import fake_qwen_dir
 from test_data_names import GR00T_ACTION, store_action_as
+from vla.data.schema import SIDECAR_PATH
 from vla.data.synthetic import synthetic_episode
 from vla.data.writer import DatasetWriter
 from vla.model import VLA
 from vla.train.cli import main, parse_args
 from vla.train.logger import read_metrics
-from vla.train.preflight import compose_model_config, learning_warning, plan_run
+from vla.train.config import CollectConfig
+from vla.train.preflight import _demos_short, compose_model_config, learning_warning, plan_run
 from vla.train.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,6 +225,26 @@ def test_resume_with_a_different_model_is_refused(dataset, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="incomplete"):
         (done.checkpoint / "normalizer.json").unlink()
         load_policy_checkpoint(done.checkpoint)
+
+
+def test_auto_resume_of_a_run_trained_on_other_demos_is_refused(dataset, tmp_path, capsys):
+    # The default run name ignores the task filter and the demo count, so the same command on other demos would
+    # otherwise continue (or declare finished) a run that never saw them.
+    train(args(dataset, tmp_path, "--steps", 2, "--save-every", 2, "--cache-features", "--cache-dir", tmp_path / "c"))
+    err = one_line_error(args(dataset, tmp_path, "--steps", 4, "--data.tasks", "TurnOffMicrowave"), capsys)
+    assert "trained on other demos" in err and "CoffeePressButton 1" in err and "--run-name" in err
+    assert plan_run(*parse_args(args(dataset, tmp_path, "--steps", 4))).resume_from is not None  # same demos
+
+
+def test_the_default_demos_are_topped_up_when_short(dataset, tmp_path):
+    copy = tmp_path / "demos"
+    shutil.copytree(dataset, copy)
+    assert not _demos_short(copy, CollectConfig(episodes=1))  # one demo per task, as asked
+    assert _demos_short(copy, CollectConfig(episodes=2))  # e.g. a first run killed while collecting: resume it
+    assert _demos_short(tmp_path / "missing", CollectConfig(episodes=1))
+    assert not _demos_short(copy, CollectConfig(episodes=1, tasks="PnPCabToCounter"))
+    (copy / SIDECAR_PATH).unlink()  # demos made elsewhere (no simulator seeds): never topped up with ours
+    assert not _demos_short(copy, CollectConfig(episodes=2))
 
 
 def test_a_frozen_random_backbone_is_warned_about_in_one_line(dataset, tmp_path):

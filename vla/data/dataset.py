@@ -143,6 +143,12 @@ def episode_seeds(root: str | Path, episodes: list[int] | None) -> dict[str, lis
     return {task: sorted(seeds) for task, seeds in sorted(out.items())}
 
 
+def training_demo_seeds(root: str | Path, tasks=None, per_task: int = 0) -> dict[str, list[int]]:
+    """Simulator seeds, per task, of the episodes a run on `root` trains on (its task filter and per-task cap)."""
+    info = json.loads((Path(root) / "meta" / "info.json").read_text())
+    return episode_seeds(root, select_episodes(root, info, tasks, per_task))
+
+
 def canonical_order(root: str | Path, episode_index: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
     """Sample positions sorted by (task, simulator seed, frame): the order training draws from.
 

@@ -24,8 +24,9 @@ from checkpoints.format import (
 )
 from contract.spec import spec_from_checkpoint_config
 from vla.config import VLAConfig
-from vla.data.dataset import validate_dataset
+from vla.data.dataset import episode_seeds, training_demo_seeds, validate_dataset
 from vla.data.names import dataset_column_orders, reorder_note
+from vla.data.schema import KNOWN_TASKS
 from vla.presets import get_preset
 from vla.tiny_qwen import tiny_qwen3vl_config
 from vla.train.config import DEFAULT_DATASET, TrainConfig
@@ -118,14 +119,26 @@ def collect_default_demos(cfg: TrainConfig, root: Path) -> None:
         raise TrainSetupError(f"demo collection failed (exit {result.returncode}); rerun to resume: {' '.join(cmd)}")
 
 
+def _demos_short(root: Path, collect) -> bool:
+    """The default dataset is missing, or holds fewer built-in demos per task than `collect` asks for (a first run
+    killed while collecting); demos made elsewhere (no simulator seeds recorded) are left alone."""
+    if not (root / "meta" / "info.json").exists():
+        return True
+    have = {task: len(seeds) for task, seeds in episode_seeds(root, None).items()}
+    if not have:
+        return False
+    tasks = KNOWN_TASKS if collect.tasks == "all" else (collect.tasks,)
+    return any(have.get(task, 0) < collect.episodes for task in tasks)
+
+
 def check_dataset(cfg: TrainConfig) -> Path:
     """The dataset root, collected first when it is the missing default; validated against the contract."""
     root = Path(cfg.data.root)
     is_default = cfg.data.root == DEFAULT_DATASET
     if not root.is_absolute():
         root = (Path.cwd() / root) if (Path.cwd() / root).exists() or not is_default else REPO_ROOT / root
-    if is_default and not (root / "meta" / "info.json").exists():
-        collect_default_demos(cfg, root)
+    if is_default and _demos_short(root, cfg.collect):
+        collect_default_demos(cfg, root)  # the collector resumes the seed streams where they stopped
     if not root.exists():
         raise TrainSetupError(f"dataset {root} does not exist; pass --dataset DIR (a LeRobot v3.0 dataset)")
     if root.is_dir() and not any(root.iterdir()):
@@ -140,8 +153,9 @@ def check_dataset(cfg: TrainConfig) -> Path:
     return root
 
 
-def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from (None for a fresh start); its model config must equal this run's."""
+def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: dict | None = None) -> Path | None:
+    """The checkpoint to resume from (None for a fresh start); its model config must equal this run's, and a run
+    found by --resume auto must have trained on the demos this run's dataset holds (`demo_seeds`, per task)."""
     if cfg.resume == "none":
         if list_checkpoints(run_dir):
             raise TrainSetupError(
@@ -168,12 +182,22 @@ def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path) -> Path | No
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise TrainSetupError(f"--resume {path}: its model config differs from this run's ({shown})")
+    trained_on = (saved.get("dataset") or {}).get("episode_seeds")
+    if cfg.resume == "auto" and demo_seeds is not None and trained_on and trained_on != demo_seeds:
+        raise TrainSetupError(
+            f"{path} trained on other demos than {cfg.data.root} holds now ({_demo_counts(trained_on)} per task, now "
+            f"{_demo_counts(demo_seeds)}); pass --run-name NEW to train on them, or --resume {path} to continue anyway"
+        )
     trained_for = spec_from_checkpoint_config(saved).embodiment
     if trained_for != cfg.data.embodiment:
         raise TrainSetupError(
             f"--resume {path}: trained for embodiment {trained_for!r}, this run uses {cfg.data.embodiment!r}"
         )
     return path
+
+
+def _demo_counts(seeds: dict) -> str:
+    return ", ".join(f"{task} {len(s)}" for task, s in sorted(seeds.items()))
 
 
 def _resumable(path: Path) -> bool:
@@ -203,7 +227,8 @@ def plan_run(cfg: TrainConfig, model_overrides: VLAConfig | None = None) -> Plan
         run_dir = resume_path.parent if (resume_path / "config.json").exists() else resume_path
     else:
         run_dir = Path(cfg.output) / (cfg.run_name or default_run_name(cfg, dataset))
-    resume_from = check_resume(cfg, model, run_dir)
+    seeds = training_demo_seeds(dataset, cfg.data.tasks, cfg.data.episodes_per_task)
+    resume_from = check_resume(cfg, model, run_dir, seeds)
     return Plan(train=cfg, model=model, backbone=backbone, dataset=dataset, run_dir=run_dir, resume_from=resume_from)
 
 

@@ -7,7 +7,6 @@ config). Only the main process writes checkpoints and logs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import signal
 import sys
@@ -31,7 +30,7 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
-from vla.data.dataset import TrainingDataset, canonical_order, collate, episode_seeds, select_episodes
+from vla.data.dataset import TrainingDataset, canonical_order, collate, training_demo_seeds
 from vla.data.normalize import Normalizer
 from vla.data.schema import read_spec
 from vla.model import VLA
@@ -250,7 +249,7 @@ class Workspace:
         self.spec = read_spec(self.plan.dataset).replace(embodiment=cfg.data.embodiment,
                                                          action_horizon=self.plan.model.head.action_horizon)
         dataset = self._build_dataset(model, normalizer)
-        self._demo_seeds = _demo_seeds(self.plan.dataset, cfg.data)
+        self._demo_seeds = training_demo_seeds(self.plan.dataset, cfg.data.tasks, cfg.data.episodes_per_task)
         params = [p for p in model.trainable_parameters()]
         optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                       weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)
@@ -325,8 +324,3 @@ class Workspace:
         return TrainResult(self.plan.run_dir, checkpoint, step, last_loss, wall, rate,
                            stopped_early=step < cfg.steps, loop_s=loop)
 
-
-def _demo_seeds(root: Path, data_cfg) -> dict[str, list[int]]:
-    """Simulator seeds of the episodes this run trains on, per task (checkpoints record them for held-out eval)."""
-    info = json.loads((Path(root) / "meta" / "info.json").read_text())
-    return episode_seeds(root, select_episodes(root, info, data_cfg.tasks, data_cfg.episodes_per_task))

@@ -23,7 +23,7 @@ from rollouts.pool import WorkerPool
 from rollouts.results import EpisodeRecord
 from rollouts.runner import RunnerSettings, run_episodes
 from rollouts.worker import EpisodeSpec, Recording, WorkerSpec
-from vla.data.schema import KNOWN_TASKS, check_task_names
+from vla.data.schema import task_list
 from vla.data.writer import DatasetWriter, Episode
 
 
@@ -45,14 +45,6 @@ class CollectConfig:
     def spec(self) -> ObservationSpec:
         """What the envs render and the dataset records."""
         return ObservationSpec(image_size=self.image_size)
-
-
-def task_list(task: str) -> tuple[str, ...]:
-    """The tasks named by --task ('all' = the three benchmark tasks)."""
-    if task == "all":
-        return KNOWN_TASKS
-    check_task_names([task], [*KNOWN_TASKS, "all"])
-    return (task,)
 
 
 def quotas(tasks: tuple[str, ...], episodes: int) -> dict[str, int]:

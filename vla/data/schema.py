@@ -51,6 +51,14 @@ def check_task_names(names, available) -> None:
             )
 
 
+def task_list(task: str) -> tuple[str, ...]:
+    """The tasks named by --task ('all' = the three benchmark tasks)."""
+    if task == "all":
+        return KNOWN_TASKS
+    check_task_names([task], [*KNOWN_TASKS, "all"])
+    return (task,)
+
+
 def image_shape(feature: dict) -> tuple[int, int, int]:
     """(H, W, 3) of an image feature whether LeRobot stored it HWC or CHW."""
     shape = tuple(feature["shape"])

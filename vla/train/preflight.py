@@ -26,7 +26,7 @@ from contract.spec import spec_from_checkpoint_config
 from vla.config import VLAConfig
 from vla.data.dataset import episode_seeds, training_demo_seeds, validate_dataset
 from vla.data.names import dataset_column_orders, reorder_note
-from vla.data.schema import KNOWN_TASKS
+from vla.data.schema import task_list
 from vla.presets import get_preset
 from vla.tiny_qwen import tiny_qwen3vl_config
 from vla.train.config import DEFAULT_DATASET, TrainConfig
@@ -110,8 +110,7 @@ def collect_default_demos(cfg: TrainConfig, root: Path) -> None:
     if not script.is_file():
         raise TrainSetupError(f"dataset {root} does not exist and {script} (the demo collector) is missing")
     c = cfg.collect
-    num_tasks = 3 if c.tasks == "all" else 1
-    cmd = [sys.executable, str(script), "--task", c.tasks, "--episodes", str(c.episodes * num_tasks),
+    cmd = [sys.executable, str(script), "--task", c.tasks, "--episodes", str(c.episodes * len(task_list(c.tasks))),
            "--out", str(root), "--image-size", str(c.image_size), "--seed", str(c.seed), "--workers", str(c.workers)]
     print(f"collecting built-in demos ({c.episodes} per task, {c.image_size}px): {' '.join(cmd[1:])}", flush=True)
     result = subprocess.run(cmd, cwd=REPO_ROOT)
@@ -127,8 +126,7 @@ def _demos_short(root: Path, collect) -> bool:
     have = {task: len(seeds) for task, seeds in episode_seeds(root, None).items()}
     if not have:
         return False
-    tasks = KNOWN_TASKS if collect.tasks == "all" else (collect.tasks,)
-    return any(have.get(task, 0) < collect.episodes for task in tasks)
+    return any(have.get(task, 0) < collect.episodes for task in task_list(collect.tasks))
 
 
 def check_dataset(cfg: TrainConfig) -> Path:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 import envs
 from contract.embodiments import CAMERA_NAMES, TASK_KEY
 from policies.experts import make_expert
+from vla.data.schema import task_list
 from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
 
 QUESTION_TASKS = ("point", "target", "offset")
@@ -245,8 +246,6 @@ def _episode_plan(cfg: GroundingConfig, tasks: tuple[str, ...]) -> list[tuple[st
 
 def generate(cfg: GroundingConfig, log=print) -> dict:
     """Generate (or continue) a grounding dataset; returns counts per split."""
-    from vla.data.collect import task_list  # lazy: it loads `datasets` (~1 s) for the dataset writer
-
     tasks = task_list(cfg.task)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 import envs
 from envs.rendering import FastRenderer
 from policies.experts import make_expert
+from vla.data.schema import task_list
 from vla.vqa.format import SplitWriter, VQASample, image_block, pin_settings, read_done, text_block
 from vla.vqa.grounding import task_target
 from vla.xvr.questions import (Capture, OrbitSet, Question, QuestionConfig, RigView, RobotFrame,
@@ -234,8 +235,6 @@ def write_questions(questions: list[Question], sid: str, split: str, root: Path,
 
 def generate(cfg: XVRConfig, log=print) -> dict:
     """Generate (or continue) an XVR dataset under cfg.out; returns counts per split and the rate."""
-    from vla.data.collect import task_list  # lazy: it loads `datasets` (~1 s) for the dataset writer
-
     tasks = task_list(cfg.task)
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ class TrainSetupError(ValueError):
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated run: configs, where it writes, what it resumes from."""
+    """A validated run: configs, where it writes, what it resumes from, and the demos it trains on."""
 
     train: TrainConfig
     model: VLAConfig
@@ -48,6 +48,7 @@ class Plan:
     dataset: Path
     run_dir: Path
     resume_from: Path | None
+    demo_seeds: dict[str, list[int]]  # simulator seeds per task (checkpoints record them for held-out evaluation)
 
 
 def backbone_dims(ref: BackboneRef) -> tuple[int, int]:
@@ -151,7 +152,7 @@ def check_dataset(cfg: TrainConfig) -> Path:
     return root
 
 
-def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: dict | None = None) -> Path | None:
+def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: dict) -> Path | None:
     """The checkpoint to resume from (None for a fresh start); its model config must equal this run's, and a run
     found by --resume auto must have trained on the demos this run's dataset holds (`demo_seeds`, per task)."""
     if cfg.resume == "none":
@@ -181,7 +182,7 @@ def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: 
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise TrainSetupError(f"--resume {path}: its model config differs from this run's ({shown})")
     trained_on = (saved.get("dataset") or {}).get("episode_seeds")
-    if cfg.resume == "auto" and demo_seeds is not None and trained_on and trained_on != demo_seeds:
+    if cfg.resume == "auto" and trained_on and trained_on != demo_seeds:
         raise TrainSetupError(
             f"{path} trained on other demos than {cfg.data.root} holds now ({_demo_counts(trained_on)} per task, now "
             f"{_demo_counts(demo_seeds)}); pass --run-name NEW to train on them, or --resume {path} to continue anyway"
@@ -227,7 +228,8 @@ def plan_run(cfg: TrainConfig, model_overrides: VLAConfig | None = None) -> Plan
         run_dir = Path(cfg.output) / (cfg.run_name or default_run_name(cfg, dataset))
     seeds = training_demo_seeds(dataset, cfg.data.tasks, cfg.data.episodes_per_task)
     resume_from = check_resume(cfg, model, run_dir, seeds)
-    return Plan(train=cfg, model=model, backbone=backbone, dataset=dataset, run_dir=run_dir, resume_from=resume_from)
+    return Plan(train=cfg, model=model, backbone=backbone, dataset=dataset, run_dir=run_dir, resume_from=resume_from,
+                demo_seeds=seeds)
 
 
 def learning_warning(plan: Plan) -> str | None:

@@ -30,7 +30,7 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
-from vla.data.dataset import TrainingDataset, canonical_order, collate, training_demo_seeds
+from vla.data.dataset import TrainingDataset, canonical_order, collate
 from vla.data.normalize import Normalizer
 from vla.data.schema import read_spec
 from vla.model import VLA
@@ -142,7 +142,7 @@ class Workspace:
             "total_steps": self.cfg.steps,
             "loss": loss,
             "dataset": {"root": str(self.plan.dataset), "num_samples": dataset_len,
-                        "episodes_per_task": self.cfg.data.episodes_per_task, "episode_seeds": self._demo_seeds},
+                        "episodes_per_task": self.cfg.data.episodes_per_task, "episode_seeds": self.plan.demo_seeds},
             "training": self.cfg.to_dict(),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         }
@@ -249,7 +249,6 @@ class Workspace:
         self.spec = read_spec(self.plan.dataset).replace(embodiment=cfg.data.embodiment,
                                                          action_horizon=self.plan.model.head.action_horizon)
         dataset = self._build_dataset(model, normalizer)
-        self._demo_seeds = training_demo_seeds(self.plan.dataset, cfg.data.tasks, cfg.data.episodes_per_task)
         params = [p for p in model.trainable_parameters()]
         optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                       weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps)

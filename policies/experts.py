@@ -64,6 +64,8 @@ def gripper_mat(pitch: float, yaw: float = 0.0) -> np.ndarray:
 PRESS_PITCH = np.deg2rad(55)
 GRASP_MAT = gripper_mat(np.deg2rad(60))
 PLACE_MAT = gripper_mat(np.deg2rad(45))
+# After a press the hand rises this far above the button, this far in front of it, before it backs away (m).
+RETREAT_RISE, RETREAT_BACK = 0.10, 0.05
 
 
 class ScriptedExpert:
@@ -156,8 +158,15 @@ class PressButtonExpert(ScriptedExpert):
                 self.jitter = self.rng.normal(0.0, self.config.target_jitter, size=self.jitter.shape)
                 return None
             return aim - normal * 0.03, facing, CLOSE, cfg.slow_speed
-        if self.phase == 2:  # back off along the normal, then up and away
-            target = aim + normal * 0.25 + np.array([0.0, 0.0, 0.05])
+        # Retreat up first, then back: a path that retraced the approach would show a memoryless policy the same
+        # gripper poses with opposite actions (push in / back off), told apart only by the small lit button.
+        if self.phase == 2:  # rise clear of the approach line, easing back a little
+            target = aim + normal * RETREAT_BACK + np.array([0.0, 0.0, RETREAT_RISE])
+            if self.reached(state, target, 0.02) or self.phase_steps > 60:
+                return None
+            return target, facing, CLOSE, cfg.max_speed
+        if self.phase == 3:  # then back off and away, staying high
+            target = aim + normal * 0.25 + np.array([0.0, 0.0, RETREAT_RISE])
             if self.reached(state, target, 0.02) or self.phase_steps > 80:
                 return None
             return target, facing, CLOSE, cfg.max_speed

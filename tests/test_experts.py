@@ -64,3 +64,25 @@ def test_one_expert_reset_with_a_seed_replays_that_episode_exactly():
         env.close()
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("task", ["CoffeePressButton", "TurnOffMicrowave"])
+def test_after_a_press_the_hand_leaves_by_another_path_than_it_came(task):
+    """A retreat that retraced the approach would give a memoryless policy the same poses with opposite actions."""
+    env = envs.make(task, render=False, seed=11)
+    obs, _ = env.reset(seed=11)
+    expert = make_expert(task, env, seed=11)
+    before, after = [], []
+    for _ in range(env.horizon):
+        state = env.unwrapped.sim.privileged_state()
+        pressed = state["button_pressed"] if task == "CoffeePressButton" else not state["turned_on"]
+        (after if pressed else before).append(state["eef_pos"] - state["button_pos"])
+        obs, _, terminated, truncated, _ = env.step(expert.select_action(obs))
+        if terminated or truncated:
+            break
+    env.close()
+    before = np.array(before)
+    leaving = [p for p in after if 0.05 < np.linalg.norm(p) < 0.10]  # where the approach lines up and pushes
+    assert leaving
+    gaps = [np.min(np.linalg.norm(before - p, axis=1)) for p in leaving]
+    assert min(gaps) > 0.02, f"the retreat passes {100 * min(gaps):.1f} cm from the approach"

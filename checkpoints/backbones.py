@@ -155,6 +155,24 @@ def check_backbone_dir(name: str, folder: Path) -> None:
         )
 
 
+def locate_recorded_backbone(recorded: str, where: str) -> str:
+    """A checkpoint's recorded backbone source, as found on this machine.
+
+    Training records a local backbone by its absolute path, so a checkpoint copied to another machine or checkout
+    (trained on a workstation, served from a GPU box) points at a folder that is not there. A backbone shipped with
+    the repository is then taken from this checkout's copy (the loader still checks its weights' fingerprint);
+    any other missing folder is one line naming it.
+    """
+    path = Path(recorded)
+    if not path.is_absolute() or path.exists():
+        return recorded
+    shipped = PRETRAINED_DIR / path.name
+    if path.parent.name == PRETRAINED_DIR.name and shipped.is_dir():
+        return str(shipped)
+    raise BackboneError(f"{where}: its backbone {recorded} is not on this machine; copy that folder to the same path "
+                        "(the weights are checked against the fingerprint the head was trained on)")
+
+
 def resolve_backbone(name_or_path: str) -> BackboneRef:
     """A preset name, local Qwen3-VL directory or hub id -> BackboneRef; fails with one line when it cannot load."""
     name = str(name_or_path)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
+from checkpoints.backbones import BackboneError
 from checkpoints.format import CheckpointError, read_normalizer, read_weights, resolve_checkpoint, validate_checkpoint
-from vla.config import VLAConfig
 from vla.data.normalize import Normalizer
 from vla.data.transforms import ImageAugConfig, ImageTransform
-from vla.model import VLA
+from vla.model import VLA, saved_model_config
 from vla.weights import load_saved_weights
 
 
@@ -29,8 +29,10 @@ def load_policy_checkpoint(path: str | Path, device: str | torch.device = "cpu")
     path = resolve_checkpoint(path)
     config = resolve_checkpoint_config(path)
     try:
-        model_config = VLAConfig.from_dict(config["model"])
+        model_config = saved_model_config(config["model"], f"checkpoint {path}")
         normalizer = Normalizer.from_dict(read_normalizer(path))
+    except BackboneError as err:
+        raise CheckpointError(str(err)) from None
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path}: config or normalizer does not fit this code ({err})") from None
     model = VLA(model_config)

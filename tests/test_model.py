@@ -181,3 +181,29 @@ def test_bad_batches_are_one_line_errors(model, change, match):
     with pytest.raises(ValueError, match=match) as err:
         model(batch)
     assert "\n" not in str(err.value)
+
+
+def test_a_checkpoint_from_another_checkout_finds_the_shipped_backbone_here(tmp_path):
+    """Training records a local backbone by absolute path; a copied checkpoint must still load where it lands."""
+    from checkpoints.backbones import PRETRAINED_DIR
+
+    shipped = str(PRETRAINED_DIR / "tiny-grounded")
+    config = get_preset("small")
+    config = config.replace(backbone=dataclasses.replace(config.backbone, name_or_path=shipped))
+    torch.manual_seed(0)
+    model = VLA(config).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["model"]["backbone"]["name_or_path"] = "/home/someone/vla/checkpoints/pretrained/tiny-grounded"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = VLA.from_pretrained(tmp_path).eval()
+    assert loaded.config.backbone.name_or_path == shipped
+    batch = make_batch(emb=get_embodiment("robocasa_panda_omron"))
+    batch["images"] = torch.randint(0, 256, (2, 3, 128, 128, 3), dtype=torch.uint8)
+    a = model.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, loaded.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7)))
+
+    saved["model"]["backbone"]["name_or_path"] = "/home/someone/models/my-qwen3-vl"  # not one the repo ships
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="its backbone /home/someone/models/my-qwen3-vl is not on this machine"):
+        VLA.from_pretrained(tmp_path)

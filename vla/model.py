@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from checkpoints.backbones import locate_recorded_backbone
 from checkpoints.format import CONFIG_FILE, FORMAT as CHECKPOINT_FORMAT, WEIGHTS_FILE, read_weights, write_weights
 from contract.embodiments import Embodiment, get_embodiment
 from contract.files import atomic_write_json
@@ -178,9 +180,17 @@ class VLA(nn.Module):
             # Saved before save_pretrained followed the checkpoint rule: the model config at the top level, and for a
             # tiny backbone every weight, for any other only the head and the tuned parts (no fingerprint to check).
             saved = {"model": saved, "weights": {"includes_backbone": VLAConfig.from_dict(saved).backbone.is_tiny}}
-        model = cls(VLAConfig.from_dict(saved["model"]), device=device)
+        model = cls(saved_model_config(saved["model"], str(path)), device=device)
         load_saved_weights(model, read_weights(path / WEIGHTS_FILE), saved, where=str(path / WEIGHTS_FILE))
         return model
+
+
+def saved_model_config(model: dict, where: str) -> VLAConfig:
+    """The model config a checkpoint records, its backbone located on this machine (the checkpoint may come from
+    another: checkpoints/backbones.py's locate_recorded_backbone)."""
+    config = VLAConfig.from_dict(model)
+    source = locate_recorded_backbone(config.backbone.name_or_path, where)
+    return dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, name_or_path=source))
 
 
 def _float_tensor(batch: dict, key: str, ndim: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 from contract.embodiments import STATE_KEY, TASK_KEY
 from contract.spec import ObservationSpec
 from envs import TASKS
+from policies.dart import Disturbance
 from rollouts.video import EpisodeVideo
 
 
@@ -42,6 +43,7 @@ class WorkerSpec:
     expert: bool = False
     send_obs: bool = True  # the policy process needs observations; expert runs do not
     record: bool = False  # demo collection: a successful whole episode comes back with its frames (see Recording)
+    disturbance: float = 0.0  # expert runs: std of a DART push added to the executed, not the recorded, action
     video_dir: str = ""
     env_factory: str = "envs:make"
     expert_factory: str = "policies.experts:make_expert"
@@ -98,9 +100,10 @@ class Recording:
 class _Episode:
     """The worker-side state of the running episode."""
 
-    def __init__(self, spec: EpisodeSpec, env, expert, max_steps: int, video, recording: Recording | None = None):
+    def __init__(self, spec: EpisodeSpec, env, expert, max_steps: int, video, recording: Recording | None = None,
+                 disturbance: Disturbance | None = None):
         self.spec, self.env, self.expert, self.max_steps, self.video = spec, env, expert, max_steps, video
-        self.recording = recording
+        self.recording, self.disturbance = recording, disturbance
         self.steps = 0
         self.obs: dict | None = None
 
@@ -268,7 +271,8 @@ def _reset(spec: EpisodeSpec, wspec: WorkerSpec, envs: dict, make_env, make_expe
     recording = None
     if wspec.record:
         recording = Recording(str(obs[TASK_KEY]), {key: [] for key in wspec.observation.image_keys}, [], [])
-    episode = _Episode(spec, env, expert, _task_horizon(env, spec.task, wspec.horizon), video, recording)
+    disturbance = Disturbance(wspec.disturbance, spec.seed) if expert is not None and wspec.disturbance else None
+    episode = _Episode(spec, env, expert, _task_horizon(env, spec.task, wspec.horizon), video, recording, disturbance)
     episode.obs = obs
     return episode
 
@@ -281,6 +285,8 @@ def _step(episode: _Episode, action) -> tuple[bool, bool]:
     action = np.asarray(action, dtype=np.float32)
     if episode.recording is not None:
         episode.recording.add(episode.obs, action)
+    if episode.disturbance is not None:  # DART (expert workers only): the demo records the expert's action,
+        action = episode.disturbance.apply(action)  # the env executes it pushed
     obs, _, terminated, truncated, info = episode.env.step(action)
     episode.steps += 1
     episode.obs = obs

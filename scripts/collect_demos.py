@@ -2,6 +2,7 @@
 
     python scripts/collect_demos.py --task TurnOffMicrowave --episodes 50 --workers 2 --out data/demos
     python scripts/collect_demos.py --task all --episodes 30 --image-size 128
+    python scripts/collect_demos.py --task all --episodes 150 --disturbance 0.3 --out data/demos_dart   # DART
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=d.seed, help="first episode seed of each task")
     p.add_argument("--backend", default=d.backend, help="builtin or robocasa")
     p.add_argument("--horizon", type=int, default=d.horizon, help="max steps per episode (default: the task's)")
+    p.add_argument("--disturbance", type=float, default=d.disturbance,
+                   help="DART: std (action units) of a slowly varying push on the executed translation; the demos "
+                        "record the expert's own actions, so they show it correcting from where the push drove it")
     args = p.parse_args(argv)
     cfg = CollectConfig(task=args.task, episodes=args.episodes, out=args.out, workers=args.workers,
-                        image_size=args.image_size, seed=args.seed, backend=args.backend, horizon=args.horizon)
+                        image_size=args.image_size, seed=args.seed, backend=args.backend, horizon=args.horizon,
+                        disturbance=args.disturbance)
     try:
         result = collect(cfg)
     except (ValueError, ImportError) as e:

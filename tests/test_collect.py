@@ -57,6 +57,14 @@ def test_replaying_recorded_actions_reproduces_success(collected):
     assert info["success"] and terminated
 
 
+def test_resuming_with_another_disturbance_is_refused(collected):
+    with pytest.raises(ValueError, match="collected as 'collect:builtin', this run asks for 'collect:builtin "
+                                         "disturbance=0.2'; use another --out"):
+        collect(CollectConfig(task=TASK, episodes=2, out=str(collected), image_size=64, disturbance=0.2),
+                log=lambda *_: None)
+    assert read_sidecar(collected)["source"] == "collect:builtin" and len(read_sidecar(collected)["episodes"]) == 1
+
+
 @pytest.mark.slow  # several expert episodes; tests/test_data.py covers SIGKILL of the writer itself
 def test_collection_resumes_after_sigkill(tmp_path):
     out = tmp_path / "demos"

@@ -39,12 +39,18 @@ class CollectConfig:
     seed: int = 0
     backend: str = "builtin"
     horizon: int | None = None  # None: the task's own horizon
+    disturbance: float = 0.0  # DART: std (action units) of a slowly varying push executed but not recorded
     max_attempts_factor: float = 3.0  # give up on a task after this many attempts per requested episode
 
     @property
     def spec(self) -> ObservationSpec:
         """What the envs render and the dataset records."""
         return ObservationSpec(image_size=self.image_size)
+
+    @property
+    def source(self) -> str:
+        """The dataset's provenance; a resumed collection must ask for the same."""
+        return f"collect:{self.backend}" + (f" disturbance={self.disturbance:g}" if self.disturbance else "")
 
 
 def quotas(tasks: tuple[str, ...], episodes: int) -> dict[str, int]:
@@ -96,8 +102,14 @@ def collect(cfg: CollectConfig, log=print) -> dict:
         raise ValueError(f"--episodes must be positive, got {cfg.episodes}")
     if cfg.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {cfg.workers}")
+    if cfg.disturbance < 0:
+        raise ValueError(f"--disturbance must be >= 0, got {cfg.disturbance}")
     want = quotas(tasks, cfg.episodes)
-    writer = DatasetWriter(Path(cfg.out), cfg.spec, source=f"collect:{cfg.backend}")
+    writer = DatasetWriter(Path(cfg.out), cfg.spec, source=cfg.source)
+    if writer.sidecar["source"] != cfg.source:
+        writer.close()
+        raise ValueError(f"{cfg.out} was collected as {writer.sidecar['source']!r}, this run asks for {cfg.source!r}; "
+                         "use another --out")
     have = defaultdict(int)
     for e in writer.sidecar["episodes"].values():
         have[e["task_name"]] += 1
@@ -143,7 +155,7 @@ def collect(cfg: CollectConfig, log=print) -> dict:
         bar.set_postfix(success=f"{ok}/{tried}", ep_per_s=f"{tried / (time.perf_counter() - started):.3f}")
 
     workers = WorkerSpec(backend=cfg.backend, observation=cfg.spec, horizon=cfg.horizon or 0, render=True,
-                         expert=True, send_obs=False, record=True)
+                         expert=True, send_obs=False, record=True, disturbance=cfg.disturbance)
     try:
         with WorkerPool(cfg.workers, workers) as pool:
             run_episodes(next_attempt, pool, None, None, RunnerSettings(), on_record=handle)

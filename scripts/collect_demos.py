@@ -2,7 +2,7 @@
 
     python scripts/collect_demos.py --task TurnOffMicrowave --episodes 50 --workers 2 --out data/demos
     python scripts/collect_demos.py --task all --episodes 30 --image-size 128
-    python scripts/collect_demos.py --task all --episodes 150 --disturbance 0.3 --out data/demos_dart   # DART
+    python scripts/collect_demos.py --task all --episodes 150 --disturbance 0.2 --out data/demos_dart   # DART
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
     python scripts/diagnose_policy.py demos --dataset data/pool128 [--demos 5,20,50] [--steps 2000] [-- TRAIN FLAGS]
     python scripts/diagnose_policy.py controls --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py failures --checkpoint DIR [--episodes 20] [--task all]
+    python scripts/diagnose_policy.py probe [--backbones tiny-grounded,tiny] [--image-sizes 128,192,256] [--layers 4]
 
 memorize  one scripted demo, trained without augmentation until it is memorized, then replayed in closed loop on
           its own scene (`rollout.py --demo-seeds`); also its open-loop action error. Fails: the control loop,
@@ -17,6 +18,10 @@ failures  where held-out episodes go wrong: per episode the gripper's closest ap
           far the target sat from its average place. "tracking" is the slope of where the gripper got closest
           against where the target was (across episodes, horizontal plane): ~1 the policy goes where the target is,
           ~0 it replays an average trajectory whatever the cameras show.
+probe     do a frozen backbone's features say where the task's target is? Ridge regressions from the image
+          tokens to the target's position in the robot base frame on expert frames of scenes nothing else uses
+          (split by episode), in cm, beside the state alone and a linear read of the raw pixels
+          (vla/feature_probe.py). Cheap (minutes): compares backbones, image sizes and layers before a training.
 Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-features`).
 """
 
@@ -194,6 +199,60 @@ def failures(args, extra: list[str]) -> int:
     return 0
 
 
+def _csv(text: str, kind=str) -> list:
+    return [kind(part) for part in text.split(",") if part.strip()]
+
+
+def feature_probe(args, extra: list[str]) -> int:
+    import pickle
+
+    from tqdm import tqdm
+
+    from checkpoints.backbones import resolve_backbone
+    from vla.backbone import load_backbone
+    from vla.config import BackboneConfig
+    from vla.feature_probe import ProbeConfig, image_token_features, pixel_features, probe, record_frames
+
+    cfg = ProbeConfig(tasks=tuple(resolve_tasks(args.task)), episodes=args.episodes, frame_stride=args.frame_stride,
+                      render_size=args.render_size, seed=args.seed, workers=args.workers)
+    sizes, layers = _csv(args.image_sizes, int), _csv(args.layers, int)
+    backbones = {name: resolve_backbone(name).source for name in _csv(args.backbones)}
+    configs = [BackboneConfig(name_or_path=source, image_size=size, select_layer=layer)
+               for source in backbones.values() for size in sizes for layer in layers]  # validates sizes and layers
+    frames_file = OUT / (f"probe-frames-{'-'.join(cfg.tasks)}-{cfg.episodes}ep-seed{cfg.seed}-stride{cfg.frame_stride}"
+                         f"-{cfg.render_size}px.pkl")
+    if frames_file.is_file():
+        frames = pickle.loads(frames_file.read_bytes())
+    else:
+        with tqdm(total=len(cfg.tasks) * cfg.episodes, desc="expert episodes", unit="ep") as bar:
+            frames = record_frames(cfg, progress=bar.update)
+        frames_file.parent.mkdir(parents=True, exist_ok=True)
+        frames_file.write_bytes(pickle.dumps(frames))
+    rows: dict[str, dict[str, dict]] = {task: {} for task in cfg.tasks}
+    for task, episodes in frames.items():
+        targets = [e["target_cm"] for e in episodes]
+        rows[task]["state only"] = probe([e["state"] for e in episodes], targets)
+        rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets)
+    names = {source: name for name, source in backbones.items()}
+    for config in configs:
+        label = f"{names[config.name_or_path]} {config.image_size}px L{config.select_layer}"
+        backbone = load_backbone(config)
+        for task, episodes in tqdm(frames.items(), desc=label, unit="task"):
+            features = [image_token_features(backbone, e["images"], e["instruction"]) for e in episodes]
+            rows[task][label] = probe(features, [e["target_cm"] for e in episodes])
+    print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the scored "
+          f"episodes; {cfg.episodes} per task split 60/20/20):")
+    labels = list(next(iter(rows.values())))
+    print(f"{'input':<32}" + "".join(f"{task:>24}" for task in cfg.tasks))
+    for label in labels:
+        print(f"{label:<32}" + "".join(f"{rows[t][label]['mean_cm']:>15.1f}, {rows[t][label]['median_cm']:>6.1f}"
+                                       for t in cfg.tasks))
+    out = OUT / "feature_probe.json"
+    out.write_text(json.dumps({"config": dataclasses.asdict(cfg), "rows": rows}, indent=2))
+    print(f"rows: {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = []
@@ -223,9 +282,20 @@ def main(argv=None) -> int:
     f.add_argument("--task", default="all")
     f.add_argument("--episodes", type=int, default=20)
     f.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("probe", help="ridge probe: do the frozen features locate the target (cm)")
+    p.add_argument("--backbones", default="tiny-grounded,tiny", help="comma-separated names or directories")
+    p.add_argument("--image-sizes", default="128", help="comma-separated backbone input sizes (multiples of 32)")
+    p.add_argument("--layers", default="4", help="comma-separated select_layer values")
+    p.add_argument("--task", default="all")
+    p.add_argument("--episodes", type=int, default=40, help="expert episodes per task")
+    p.add_argument("--frame-stride", type=int, default=8)
+    p.add_argument("--render-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=2_000_000, help="first scene seed")
+    p.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     try:
-        return {"memorize": memorize, "demos": demo_counts, "controls": controls, "failures": failures}[args.rung](args, extra)
+        return {"memorize": memorize, "demos": demo_counts, "controls": controls, "failures": failures,
+                "probe": feature_probe}[args.rung](args, extra)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,152 @@
+"""Do a frozen backbone's features say where the task's target is? A linear probe, rung 4 of the diagnosis ladder.
+
+The policy gets the gripper's position from the state; where the button (or the object) sits it can only learn from
+the cameras. So: run the scripted expert on scenes no demo, evaluation or pretraining uses, keep every few frames with
+the target's position in the robot base frame (simulator ground truth, never a policy input), encode the views with
+a backbone as the policy would, and fit ridge regressions from the image features to that position. Episodes are
+split, never frames: 60% fit, 20% choose the ridge strength, 20% are scored. Reported per task, in cm on the scored
+episodes, beside two references on the same frames: the state alone (it knows the gripper, not the scene: the error is
+the scene's spread, and for pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at 16x16).
+
+A backbone whose features do no better than the state alone cannot aim; one close to the target's size (the buttons'
+radius is 1.8 cm) gives the head what it needs, if the head can read it as well as a linear map does.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from contract.embodiments import CAMERA_NAMES, TASK_KEY
+
+STATE_KEY = "observation.state"
+SPLIT = (0.6, 0.2)  # fit, choose the ridge strength; the rest is scored
+RIDGE_STRENGTHS = tuple(10.0 ** np.arange(-2, 6))  # times the number of features (the features are standardized)
+PIXEL_SIZE = 16
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    tasks: tuple[str, ...] = ("CoffeePressButton", "TurnOffMicrowave", "PnPCabToCounter")
+    episodes: int = 40  # per task
+    frame_stride: int = 8  # keep every 8th step of each episode
+    render_size: int = 256  # the env renders at this size; each backbone resizes to its own image_size
+    seed: int = 2_000_000  # first scene seed; demos start at 0, grounding pretraining at 1,000,000
+    workers: int = 2
+
+    def __post_init__(self):
+        if self.episodes < 5:
+            raise ValueError(f"episodes must be >= 5 per task (fit, choose and score need whole episodes), got {self.episodes}")
+        if self.frame_stride < 1:
+            raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
+
+
+def record_episode(task: str, seed: int, render_size: int, frame_stride: int) -> dict:
+    """One scripted-expert episode: every `frame_stride`-th frame's views, state and the target's position (cm, in the
+    robot base frame)."""
+    import envs  # lazy: the simulator loads in the worker processes only
+    from policies.experts import make_expert
+    from vla.vqa.grounding import task_target
+
+    env = envs.make(task, image_size=render_size)
+    expert = make_expert(task, env, seed=seed)
+    sim = env.unwrapped.sim
+    obs, _ = env.reset(seed=seed)
+    expert.reset(seed=seed)
+    images, states, targets = [], [], []
+    for t in range(env.horizon):
+        if t % frame_stride == 0:
+            privileged = sim.privileged_state()
+            target = sim.landmarks()[task_target(task, sim)].position
+            targets.append(privileged["base_mat"].T @ (target - privileged["base_pos"]) * 100.0)
+            images.append(np.stack([obs[f"observation.images.{cam}"] for cam in CAMERA_NAMES]))
+            states.append(np.asarray(obs[STATE_KEY], np.float32))
+        obs, _, terminated, truncated, _ = env.step(np.asarray(expert.select_action(obs), np.float32))
+        if terminated or truncated:
+            break
+    env.close()
+    return {"images": np.stack(images), "state": np.stack(states), "target_cm": np.stack(targets).astype(np.float32),
+            "instruction": str(obs[TASK_KEY])}
+
+
+def _record(args) -> dict:
+    return record_episode(*args)
+
+
+def record_frames(cfg: ProbeConfig, progress=None) -> dict[str, list[dict]]:
+    """Episodes per task, in seed order (worker processes render; results do not depend on their number)."""
+    jobs = [(task, cfg.seed + i, cfg.render_size, cfg.frame_stride) for task in cfg.tasks for i in range(cfg.episodes)]
+    with mp.get_context("spawn").Pool(cfg.workers) as pool:
+        results = []
+        for episode in pool.imap(_record, jobs):
+            results.append(episode)
+            if progress is not None:
+                progress(1)
+    out: dict[str, list[dict]] = {task: [] for task in cfg.tasks}
+    for (task, *_), episode in zip(jobs, results):
+        out[task].append(episode)
+    return out
+
+
+@torch.no_grad()
+def image_token_features(backbone, images: np.ndarray, instruction: str, batch_size: int = 32) -> np.ndarray:
+    """(F, V, H, W, 3) uint8 frames of one episode -> (F, image tokens x width) features, as the head receives them."""
+    rows = []
+    for start in range(0, len(images), batch_size):
+        chunk = torch.from_numpy(images[start:start + batch_size])
+        out = backbone.encode(chunk, [instruction] * len(chunk))
+        tokens = out.features[out.image_mask].reshape(len(chunk), -1, out.features.shape[-1])
+        rows.append(tokens.reshape(len(chunk), -1).float().numpy())
+    return np.concatenate(rows)
+
+
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    """Every view resized to 16x16 RGB, flattened: what a linear map can read from the pixels themselves."""
+    flat = torch.from_numpy(images).reshape(-1, *images.shape[2:]).permute(0, 3, 1, 2).float() / 255.0
+    small = F.interpolate(flat, size=(PIXEL_SIZE, PIXEL_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    return small.reshape(len(images), -1).numpy()
+
+
+def split_episodes(num_episodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Episode indices to fit on, to choose the ridge strength on, and to score on (in seed order, disjoint)."""
+    n_fit = int(round(SPLIT[0] * num_episodes))
+    n_choose = max(1, int(round(SPLIT[1] * num_episodes)))
+    idx = np.arange(num_episodes)
+    return idx[:n_fit], idx[n_fit:n_fit + n_choose], idx[n_fit + n_choose:]
+
+
+def _ridge(x_fit: np.ndarray, y_fit: np.ndarray, strength: float):
+    """Dual-form ridge on standardized features (fast when frames < features); returns a predict function."""
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
+    xs = (x_fit - mean) / std
+    y_mean = y_fit.mean(0)
+    gram = xs @ xs.T
+    alpha = np.linalg.solve(gram + strength * xs.shape[1] * np.eye(len(xs)), y_fit - y_mean)
+    weights = xs.T @ alpha
+    return lambda x: ((x - mean) / std) @ weights + y_mean
+
+
+def euclidean_cm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(pred - truth, axis=1)
+
+
+def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict:
+    """Ridge from per-episode features to per-episode targets; the error on the scored episodes (cm) and the strength."""
+    fit, choose, score = split_episodes(len(features))
+
+    def stack(idx):
+        return np.concatenate([features[i] for i in idx]).astype(np.float64), np.concatenate([targets[i] for i in idx])
+
+    x_fit, y_fit = stack(fit)
+    x_choose, y_choose = stack(choose)
+    x_score, y_score = stack(score)
+    errors = {s: euclidean_cm(_ridge(x_fit, y_fit, s)(x_choose), y_choose).mean() for s in RIDGE_STRENGTHS}
+    best = min(errors, key=errors.get)
+    predict = _ridge(np.concatenate([x_fit, x_choose]), np.concatenate([y_fit, y_choose]), best)
+    err = euclidean_cm(predict(x_score), y_score)
+    return {"mean_cm": float(err.mean()), "median_cm": float(np.median(err)), "strength": best,
+            "frames_scored": int(len(err)), "episodes_scored": int(len(score))}

@@ -6,7 +6,8 @@ the target's position in the robot base frame (simulator ground truth, never a p
 a backbone as the policy would, and fit ridge regressions from the image features to that position. Episodes are
 split, never frames: 60% fit, 20% choose the ridge strength, 20% are scored. Reported per task, in cm on the scored
 episodes, beside two references on the same frames: the state alone (it knows the gripper, not the scene: the error is
-the scene's spread, and for pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at 16x16).
+the scene's spread, and for pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at
+16x16).
 
 A backbone whose features do no better than the state alone cannot aim; one close to the target's size (the buttons'
 radius is 1.8 cm) gives the head what it needs, if the head can read it as well as a linear map does.
@@ -40,7 +41,8 @@ class ProbeConfig:
 
     def __post_init__(self):
         if self.episodes < 5:
-            raise ValueError(f"episodes must be >= 5 per task (fit, choose and score need whole episodes), got {self.episodes}")
+            raise ValueError(f"episodes must be >= 5 per task (fit, choose and score take whole episodes), "
+                             f"got {self.episodes}")
         if self.frame_stride < 1:
             raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
 
@@ -135,7 +137,7 @@ def euclidean_cm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict:
-    """Ridge from per-episode features to per-episode targets; the error on the scored episodes (cm) and the strength."""
+    """Ridge from per-episode features to targets: the error on the scored episodes (cm) and the chosen strength."""
     fit, choose, score = split_episodes(len(features))
 
     def stack(idx):

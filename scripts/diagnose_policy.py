@@ -240,14 +240,15 @@ def feature_probe(args, extra: list[str]) -> int:
         for task, episodes in tqdm(frames.items(), desc=label, unit="task"):
             features = [image_token_features(backbone, e["images"], e["instruction"]) for e in episodes]
             rows[task][label] = probe(features, [e["target_cm"] for e in episodes])
-    print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the scored "
-          f"episodes; {cfg.episodes} per task split 60/20/20):")
-    labels = list(next(iter(rows.values())))
-    print(f"{'input':<32}" + "".join(f"{task:>24}" for task in cfg.tasks))
-    for label in labels:
-        print(f"{label:<32}" + "".join(f"{rows[t][label]['mean_cm']:>15.1f}, {rows[t][label]['median_cm']:>6.1f}"
-                                       for t in cfg.tasks))
-    out = OUT / "feature_probe.json"
+    print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the "
+          f"scored episodes), fit on the first N of the fit episodes; {cfg.episodes} per task split 60/20/20:")
+    for task, by_input in rows.items():
+        counts = list(next(iter(by_input.values())))
+        print(f"\n{task:<32}" + "".join(f"{f'{n} scenes':>16}" for n in counts))
+        for label, by_count in by_input.items():
+            print(f"{label:<32}" + "".join(f"{by_count[n]['mean_cm']:>9.1f}, {by_count[n]['median_cm']:>4.1f}"
+                                           for n in counts))
+    out = OUT / f"feature_probe-{frames_file.stem.removeprefix('probe-frames-')}.json"
     out.write_text(json.dumps({"config": dataclasses.asdict(cfg), "rows": rows}, indent=2))
     print(f"rows: {out}")
     return 0

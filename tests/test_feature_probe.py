@@ -24,9 +24,12 @@ def test_probe_reads_a_linear_signal_and_not_noise():
     rng = np.random.default_rng(0)
     readable = probe(*_episodes(rng, signal=True))
     unreadable = probe(*_episodes(rng, signal=False))
-    assert readable["mean_cm"] < 0.5, readable
-    assert unreadable["mean_cm"] > 5.0, unreadable  # |N(0, 25 I_3)| has mean ~8; a probe cannot beat guessing the mean
-    assert readable["episodes_scored"] == 4 and readable["frames_scored"] == 60
+    assert list(readable) == list(unreadable) == [2, 3, 6, 12]  # scenes fit: an eighth .. all of 12 fit episodes
+    assert readable[12]["mean_cm"] < 0.5, readable
+    assert readable[2]["mean_cm"] > readable[12]["mean_cm"]  # 30 frames of 2 scenes pin down 40 weights less well
+    for row in unreadable.values():  # |N(0, 25 I_3)| has mean ~8; no probe can beat guessing the mean by much
+        assert row["mean_cm"] > 5.0, unreadable
+    assert readable[12]["episodes_scored"] == 4 and readable[12]["frames_scored"] == 60
 
 
 def test_split_is_by_whole_episode_and_disjoint():

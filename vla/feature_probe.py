@@ -4,8 +4,9 @@ The policy gets the gripper's position from the state; where the button (or the 
 the cameras. So: run the scripted expert on scenes no demo, evaluation or pretraining uses, keep every few frames with
 the target's position in the robot base frame (simulator ground truth, never a policy input), encode the views with
 a backbone as the policy would, and fit ridge regressions from the image features to that position. Episodes are
-split, never frames: 60% fit, 20% choose the ridge strength, 20% are scored. Reported per task, in cm on the scored
-episodes, beside two references on the same frames: the state alone (it knows the gripper, not the scene: the error is
+split, never frames: 60% fit, 20% choose the ridge strength, 20% are scored; each probe is fit on an eighth, a
+quarter, half and all of the fit episodes, so the table shows how the error falls as scenes are added (the policy
+learns the same map from its demos' scenes). Reported per task, in cm on the scored episodes, beside two references on the same frames: the state alone (it knows the gripper, not the scene: the error is
 the scene's spread, and for pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at
 16x16).
 
@@ -136,19 +137,27 @@ def euclidean_cm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred - truth, axis=1)
 
 
-def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict:
-    """Ridge from per-episode features to targets: the error on the scored episodes (cm) and the chosen strength."""
+def scene_counts(num_fit: int) -> tuple[int, ...]:
+    """How many scenes each probe fits on: an eighth, a quarter, half and all of the fit episodes (at least 2)."""
+    return tuple(sorted({max(2, num_fit // k) for k in (8, 4, 2, 1)}))
+
+
+def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict[int, dict]:
+    """Ridge from per-episode features to targets, fit on the first n fit episodes for each n of scene_counts: per n
+    the error on the scored episodes (cm) and the ridge strength chosen on the choose episodes."""
     fit, choose, score = split_episodes(len(features))
 
     def stack(idx):
         return np.concatenate([features[i] for i in idx]).astype(np.float64), np.concatenate([targets[i] for i in idx])
 
-    x_fit, y_fit = stack(fit)
     x_choose, y_choose = stack(choose)
     x_score, y_score = stack(score)
-    errors = {s: euclidean_cm(_ridge(x_fit, y_fit, s)(x_choose), y_choose).mean() for s in RIDGE_STRENGTHS}
-    best = min(errors, key=errors.get)
-    predict = _ridge(np.concatenate([x_fit, x_choose]), np.concatenate([y_fit, y_choose]), best)
-    err = euclidean_cm(predict(x_score), y_score)
-    return {"mean_cm": float(err.mean()), "median_cm": float(np.median(err)), "strength": best,
-            "frames_scored": int(len(err)), "episodes_scored": int(len(score))}
+    rows = {}
+    for n in scene_counts(len(fit)):
+        x_fit, y_fit = stack(fit[:n])
+        errors = {s: euclidean_cm(_ridge(x_fit, y_fit, s)(x_choose), y_choose).mean() for s in RIDGE_STRENGTHS}
+        best = min(errors, key=errors.get)
+        err = euclidean_cm(_ridge(x_fit, y_fit, best)(x_score), y_score)
+        rows[n] = {"mean_cm": float(err.mean()), "median_cm": float(np.median(err)), "strength": best,
+                   "frames_scored": int(len(err)), "episodes_scored": int(len(score))}
+    return rows

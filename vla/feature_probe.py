@@ -6,9 +6,9 @@ the target's position in the robot base frame (simulator ground truth, never a p
 a backbone as the policy would, and fit ridge regressions from the image features to that position. Episodes are
 split, never frames: 60% fit, 20% choose the ridge strength, 20% are scored; each probe is fit on an eighth, a
 quarter, half and all of the fit episodes, so the table shows how the error falls as scenes are added (the policy
-learns the same map from its demos' scenes). Reported per task, in cm on the scored episodes, beside two references on the same frames: the state alone (it knows the gripper, not the scene: the error is
-the scene's spread, and for pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at
-16x16).
+learns the same map from its demos' scenes). Reported per task, in cm on the scored episodes, beside two references
+on the same frames: the state alone (it knows the gripper, not the scene: the error is the scene's spread, and for
+pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at 16x16).
 
 A backbone whose features do no better than the state alone cannot aim; one close to the target's size (the buttons'
 radius is 1.8 cm) gives the head what it needs, if the head can read it as well as a linear map does.

@@ -11,7 +11,7 @@ on the same frames: the state alone (it knows the gripper, not the scene: the er
 pick-and-place what the grasp tells) and a linear read of the raw pixels (every view at 16x16).
 
 A backbone whose features do no better than the state alone cannot aim; one close to the target's size (the buttons'
-radius is 1.8 cm) gives the head what it needs, if the head can read it as well as a linear map does.
+radii are 1.6 and 1.8 cm) gives the head what it needs, if the head can read it as well as a linear map does.
 """
 
 from __future__ import annotations

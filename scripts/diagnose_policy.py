@@ -1,4 +1,5 @@
-"""The diagnosis ladder: can the stack memorize, does more data help, what does the policy look at.
+"""The diagnosis ladder: can the stack memorize, does more data help, what does the policy look at, do its features
+locate the target.
 
     python scripts/diagnose_policy.py memorize [--task CoffeePressButton] [--steps 1500] [-- TRAIN FLAGS]
     python scripts/diagnose_policy.py demos --dataset data/pool128 [--demos 5,20,50] [--steps 2000] [-- TRAIN FLAGS]
@@ -212,11 +213,17 @@ def feature_probe(args, extra: list[str]) -> int:
     from vla.backbone import load_backbone
     from vla.config import BackboneConfig
     from vla.feature_probe import ProbeConfig, image_token_features, pixel_features, probe, record_frames
+    from vla.train.preflight import backbone_dims
 
     cfg = ProbeConfig(tasks=tuple(resolve_tasks(args.task)), episodes=args.episodes, frame_stride=args.frame_stride,
                       render_size=args.render_size, seed=args.seed, workers=args.workers)
     sizes, layers = _csv(args.image_sizes, int), _csv(args.layers, int)
-    backbones = {name: resolve_backbone(name).source for name in _csv(args.backbones)}
+    backbones = {name: resolve_backbone(name) for name in _csv(args.backbones)}
+    for name, ref in backbones.items():  # before minutes of simulation, not after
+        depth = backbone_dims(ref)[1]
+        if max(layers) > depth:
+            raise ValueError(f"--layers {max(layers)}: backbone {name!r} has {depth} LLM layers; choose 1..{depth}")
+    backbones = {name: ref.source for name, ref in backbones.items()}
     configs = [BackboneConfig(name_or_path=source, image_size=size, select_layer=layer)
                for source in backbones.values() for size in sizes for layer in layers]  # validates sizes and layers
     frames_file = OUT / (f"probe-frames-{'-'.join(cfg.tasks)}-{cfg.episodes}ep-seed{cfg.seed}-stride{cfg.frame_stride}"

@@ -81,3 +81,14 @@ def test_memorized_demo_replays_to_success_in_closed_loop(monkeypatch, tmp_path)
     """The ladder's first rung at the small preset: ~10 minutes on 2 cores."""
     monkeypatch.chdir(tmp_path)
     assert _diagnose_script().main(["memorize", "--task", "CoffeePressButton", "--steps", "1500"]) == 0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--layers", "9"], "--layers 9: backbone 'tiny-grounded' has 4 LLM layers; choose 1..4"),
+    (["--image-sizes", "100"], "image_size must be a positive multiple of 32"),
+    (["--episodes", "3"], "episodes must be >= 5 per task"),
+])
+def test_probe_refuses_bad_settings_in_one_line_before_simulating(flags, message, capsys):
+    assert _diagnose_script().main(["probe", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

@@ -223,9 +223,8 @@ def feature_probe(args, extra: list[str]) -> int:
         depth = backbone_dims(ref)[1]
         if max(layers) > depth:
             raise ValueError(f"--layers {max(layers)}: backbone {name!r} has {depth} LLM layers; choose 1..{depth}")
-    backbones = {name: ref.source for name, ref in backbones.items()}
-    configs = [BackboneConfig(name_or_path=source, image_size=size, select_layer=layer)
-               for source in backbones.values() for size in sizes for layer in layers]  # validates sizes and layers
+    configs = {f"{name} {size}px L{layer}": BackboneConfig(name_or_path=ref.source, image_size=size, select_layer=layer)
+               for name, ref in backbones.items() for size in sizes for layer in layers}  # validates sizes and layers
     frames_file = OUT / (f"probe-frames-{'-'.join(cfg.tasks)}-{cfg.episodes}ep-seed{cfg.seed}-stride{cfg.frame_stride}"
                          f"-{cfg.render_size}px.pkl")
     if frames_file.is_file():
@@ -240,9 +239,7 @@ def feature_probe(args, extra: list[str]) -> int:
         targets = [e["target_cm"] for e in episodes]
         rows[task]["state only"] = probe([e["state"] for e in episodes], targets)
         rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets)
-    names = {source: name for name, source in backbones.items()}
-    for config in configs:
-        label = f"{names[config.name_or_path]} {config.image_size}px L{config.select_layer}"
+    for label, config in configs.items():
         backbone = load_backbone(config)
         for task, episodes in tqdm(frames.items(), desc=label, unit="task"):
             features = [image_token_features(backbone, e["images"], e["instruction"]) for e in episodes]

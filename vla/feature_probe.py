@@ -23,9 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from contract.embodiments import CAMERA_NAMES, TASK_KEY
+from contract.embodiments import CAMERA_NAMES, STATE_KEY, TASK_KEY
 
-STATE_KEY = "observation.state"
 SPLIT = (0.6, 0.2)  # fit, choose the ridge strength; the rest is scored
 RIDGE_STRENGTHS = tuple(10.0 ** np.arange(-2, 6))  # times the number of features (the features are standardized)
 PIXEL_SIZE = 16
@@ -83,15 +82,12 @@ def _record(args) -> dict:
 def record_frames(cfg: ProbeConfig, progress=None) -> dict[str, list[dict]]:
     """Episodes per task, in seed order (worker processes render; results do not depend on their number)."""
     jobs = [(task, cfg.seed + i, cfg.render_size, cfg.frame_stride) for task in cfg.tasks for i in range(cfg.episodes)]
+    out: dict[str, list[dict]] = {task: [] for task in cfg.tasks}
     with mp.get_context("spawn").Pool(cfg.workers) as pool:
-        results = []
-        for episode in pool.imap(_record, jobs):
-            results.append(episode)
+        for (task, *_), episode in zip(jobs, pool.imap(_record, jobs)):  # imap keeps the jobs' order
+            out[task].append(episode)
             if progress is not None:
                 progress(1)
-    out: dict[str, list[dict]] = {task: [] for task in cfg.tasks}
-    for (task, *_), episode in zip(jobs, results):
-        out[task].append(episode)
     return out
 
 
@@ -122,15 +118,20 @@ def split_episodes(num_episodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return idx[:n_fit], idx[n_fit:n_fit + n_choose], idx[n_fit + n_choose:]
 
 
-def _ridge(x_fit: np.ndarray, y_fit: np.ndarray, strength: float):
-    """Dual-form ridge on standardized features (fast when frames < features); returns a predict function."""
+def _ridge_fits(x_fit: np.ndarray, y_fit: np.ndarray, strengths) -> dict[float, object]:
+    """Dual-form ridge on standardized features (fast when frames < features), one predict function per strength;
+    the standardization and the Gram matrix are computed once for all strengths."""
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
     xs = (x_fit - mean) / std
     y_mean = y_fit.mean(0)
     gram = xs @ xs.T
-    alpha = np.linalg.solve(gram + strength * xs.shape[1] * np.eye(len(xs)), y_fit - y_mean)
-    weights = xs.T @ alpha
-    return lambda x: ((x - mean) / std) @ weights + y_mean
+
+    def fit(strength: float):
+        alpha = np.linalg.solve(gram + strength * xs.shape[1] * np.eye(len(xs)), y_fit - y_mean)
+        weights = xs.T @ alpha
+        return lambda x: ((x - mean) / std) @ weights + y_mean
+
+    return {strength: fit(strength) for strength in strengths}
 
 
 def euclidean_cm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -155,9 +156,10 @@ def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict[int, di
     rows = {}
     for n in scene_counts(len(fit)):
         x_fit, y_fit = stack(fit[:n])
-        errors = {s: euclidean_cm(_ridge(x_fit, y_fit, s)(x_choose), y_choose).mean() for s in RIDGE_STRENGTHS}
+        predictors = _ridge_fits(x_fit, y_fit, RIDGE_STRENGTHS)
+        errors = {s: euclidean_cm(predict(x_choose), y_choose).mean() for s, predict in predictors.items()}
         best = min(errors, key=errors.get)
-        err = euclidean_cm(_ridge(x_fit, y_fit, best)(x_score), y_score)
+        err = euclidean_cm(predictors[best](x_score), y_score)
         rows[n] = {"mean_cm": float(err.mean()), "median_cm": float(np.median(err)), "strength": best,
                    "frames_scored": int(len(err)), "episodes_scored": int(len(score))}
     return rows

@@ -42,6 +42,11 @@ class CollectConfig:
     seed: int = 0
     workers: int = 2  # simulation processes
 
+    def __post_init__(self):
+        for name in ("episodes", "image_size", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--collect.{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+
 
 # Why cpu_threads defaults to 1: on the 2-core machine the project targets, two intra-op threads made a head step
 # 5-8x slower than one whenever anything else ran (thread oversubscription); the data-loader worker uses the other

@@ -213,7 +213,8 @@ def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
     assert "not Qwen3-VL" in one_line_error(args(dataset, out, "--backbone", tmp_path / "llama"), capsys)
     assert "did you mean 'steps'" in one_line_error(args(dataset, out, "--stesp", 3), capsys)
     # zero demos to collect used to pass silently and train on whatever data/demos held
-    assert "--collect.episodes must be >= 1, got 0" in one_line_error(args(dataset, out, "--collect.episodes", 0), capsys)
+    zero_demos = one_line_error(args(dataset, out, "--collect.episodes", 0), capsys)
+    assert "--collect.episodes must be >= 1, got 0" in zero_demos
     assert not out.exists()  # nothing was written by any of the above
 
 

@@ -1,14 +1,17 @@
-"""`python rollout.py --task X [...]`: evaluate a checkpoint (or the experts), or compare two checkpoints."""
+"""`python rollout.py --task X [...]`: evaluate a checkpoint (or the experts), or compare two (one per training seed
+each side, pooled)."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import sys
+from pathlib import Path
 
 from contract.cli import ConfigError, apply_overrides, describe, parse_overrides
-from rollouts.ablation import comparison_table, write_comparison
-from rollouts.config import RolloutConfig
+from rollouts.ablation import POOLED_NOTE, comparison_table, write_comparison
+from rollouts.config import RolloutConfig, compare_sides
 from rollouts.evaluate import OUTPUT_ROOT, evaluate, print_summary
 from rollouts.runner import EnvFailure, PolicyError
 
@@ -17,6 +20,8 @@ USAGE = """usage: python rollout.py --task {TASK|all} [--checkpoint DIR] [--epis
                           [--policy vla|expert|ws://HOST:PORT] [--execute-steps N] [--execute-mode chunk|ensemble]
                           [--ray [auto|HOST:PORT|ray://HOST:PORT]]   (Ray actors instead of the built-in pool)
        python rollout.py --compare CKPT_A CKPT_B --task all [--seeds 3 --episodes 50]
+       python rollout.py --compare A_S0,A_S1,A_S2 B_S0,B_S1,B_S2 --task all   (one checkpoint per training seed,
+                          paired by position: pooled success and difference, plus each seed's difference)
 every option (current value):"""
 
 
@@ -70,17 +75,45 @@ def _print_timing(evaluation) -> None:
 
 
 def _compare(config: RolloutConfig) -> int:
-    if len(config.compare) != 2:
-        raise ValueError(f"--compare takes exactly two checkpoints (A B); got {len(config.compare)}")
+    a_checkpoints, b_checkpoints = compare_sides(config)
     if config.policy != "vla":
         raise ValueError("--compare evaluates two checkpoints; it cannot be combined with --policy expert")
     if config.out_dir:
         raise ValueError("--compare writes one results dir per checkpoint under outputs/rollouts; drop --out-dir")
-    results = [evaluate(dataclasses.replace(config, compare=()), checkpoint=c) for c in config.compare]
-    a, b = results
-    out = OUTPUT_ROOT / f"compare-{a.name}-vs-{b.name}"
-    report = write_comparison(out, (a.name, b.name), a.summaries, b.summaries, (a.out_dir, b.out_dir))
-    print(f"\nA = {a.name}\nB = {b.name}")
-    print(comparison_table(a.summaries, b.summaries))
+    _check_distinct_checkpoints(a_checkpoints + b_checkpoints)
+    single = dataclasses.replace(config, compare=())
+    a = [evaluate(single, checkpoint=c) for c in a_checkpoints]
+    b = [evaluate(single, checkpoint=c) for c in b_checkpoints]
+    a_names, b_names = [e.name for e in a], [e.name for e in b]
+    report = write_comparison(_comparison_dir(a_names, b_names), (a_names, b_names), [e.summaries for e in a],
+                              [e.summaries for e in b], ([e.out_dir for e in a], [e.out_dir for e in b]))
+    print(f"\nA = {', '.join(a_names)}\nB = {', '.join(b_names)}")
+    print(comparison_table([e.summaries for e in a], [e.summaries for e in b]))
+    if len(a) > 1:
+        print(POOLED_NOTE)
     print(f"\nreport: {report}")
     return 0
+
+
+def _check_distinct_checkpoints(checkpoints: tuple[str, ...]) -> None:
+    """Two spellings of one checkpoint (a run dir and its newest checkpoint) would count its episodes twice."""
+    from checkpoints.format import CheckpointError, resolve_checkpoint
+
+    seen: dict[Path, str] = {}
+    for checkpoint in checkpoints:
+        try:
+            path = resolve_checkpoint(checkpoint).resolve()
+        except CheckpointError:
+            continue  # evaluate() reports it, with its hints
+        if path in seen:
+            raise ValueError(f"--compare: {seen[path]} and {checkpoint} are the same checkpoint ({path}); "
+                             "give each once")
+        seen[path] = checkpoint
+
+
+def _comparison_dir(a_names: list[str], b_names: list[str]) -> Path:
+    """compare-A-vs-B; with several seeds per side, the first pair, the seed count and a hash of every name."""
+    if len(a_names) == 1:
+        return OUTPUT_ROOT / f"compare-{a_names[0]}-vs-{b_names[0]}"
+    digest = hashlib.sha256("\n".join(a_names + b_names).encode()).hexdigest()[:8]
+    return OUTPUT_ROOT / f"compare-{a_names[0]}-vs-{b_names[0]}-{len(a_names)}seeds-{digest}"

@@ -20,7 +20,9 @@ class RolloutConfig:
     # vla: a checkpoint; expert: the scripted privileged-state experts (sanity check); ws://HOST:PORT: a policy server
     policy: str = "vla"
     checkpoint: str = "latest"  # a checkpoint dir, a run dir (its newest) or "latest" (newest under checkpoints/runs)
-    compare: tuple[str, ...] = ()  # two checkpoints: the backbone ablation (`--compare A B`)
+    # The backbone ablation: two checkpoints (`--compare A B`), or per side a comma-separated list with one
+    # checkpoint per training seed, paired by position (`--compare A0,A1,A2 B0,B1,B2`); see compare_sides
+    compare: tuple[str, ...] = ()
     episodes: int = 50  # per task and seed
     seeds: int = 1  # evaluation seeds: base seeds seed, seed+1, ...; each gives its own fixed episode set
     seed: int = 0
@@ -95,10 +97,43 @@ def validate(config: RolloutConfig, tasks: list[str], cpu_count: int | None = No
         raise ValueError(f"--horizon must be >= 0 (0 = the task's own); got {config.horizon}")
     if config.ray_policy_actors < 1:
         raise ValueError(f"--ray-policy-actors must be >= 1; got {config.ray_policy_actors}")
-    if config.compare and len(config.compare) != 2:
-        raise ValueError(f"--compare takes exactly two checkpoints; got {len(config.compare)}")
+    if config.compare:
+        compare_sides(config)
     if (config.ablate or config.demo_seeds) and config.policy != "vla":
         raise ValueError("--ablate and --demo-seeds apply to a trained checkpoint, not to --policy expert")
     # The upper bound is the policy's chunk length, which its action queue checks once the policy is loaded.
     if config.execute_steps < 1:
         raise ValueError(f"--execute-steps must be >= 1; got {config.execute_steps}")
+
+
+def compare_sides(config: RolloutConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`--compare` as (A's checkpoints, B's checkpoints): one per training seed, paired by position.
+
+    `--compare A B` is one checkpoint per side; `--compare A0,A1,A2 B0,B1,B2` three. One-line ValueError for two
+    sides of unequal length, an empty entry or a checkpoint listed twice.
+    """
+    if len(config.compare) != 2:
+        raise ValueError(f"--compare takes exactly two checkpoints (A B); got {len(config.compare)} (several training "
+                         "seeds per side: A0,A1,A2 B0,B1,B2)")
+    a, b = (_compare_side(label, entries) for label, entries in zip("AB", config.compare))
+    if len(a) != len(b):
+        raise ValueError(f"--compare: A lists {len(a)} and B {len(b)} checkpoints; give one per training seed on each "
+                         "side, in the same seed order")
+    _check_listed_once(a + b)
+    return a, b
+
+
+def _compare_side(label: str, entries: str) -> tuple[str, ...]:
+    checkpoints = tuple(entry.strip() for entry in entries.split(","))
+    if not all(checkpoints):
+        raise ValueError(f"--compare: side {label} {entries!r} has an empty entry; separate checkpoints with one comma")
+    return checkpoints
+
+
+def _check_listed_once(checkpoints: tuple[str, ...]) -> None:
+    seen: set[str] = set()
+    for checkpoint in checkpoints:
+        path = os.path.normpath(checkpoint)  # runs/a, runs/a/ and ./runs/a are one checkpoint
+        if path in seen:
+            raise ValueError(f"--compare lists {checkpoint} twice; give each training seed's checkpoint once")
+        seen.add(path)

@@ -92,6 +92,36 @@ def summarize(records: Iterable[dict], tasks: Iterable[str] | None = None) -> di
     return out
 
 
+def pool_summaries(summaries: Sequence[TaskSummary]) -> TaskSummary:
+    """One task's runs (e.g. one checkpoint per training seed, on the same episodes) as one summary.
+
+    Episodes, successes and errors are summed, so `rate` and `interval` cover every episode of every run: the
+    interval counts evaluation noise only, not how much the runs differ from one another.
+    """
+    tasks = {s.task for s in summaries}
+    if len(tasks) != 1:
+        raise ValueError(f"pool_summaries takes runs of one task; got {sorted(tasks) or 'none'}")
+    episodes = sum(s.episodes for s in summaries)
+    steps = sum(s.mean_steps * s.episodes for s in summaries if s.episodes)
+    return TaskSummary(
+        task=tasks.pop(),
+        episodes=episodes,
+        successes=sum(s.successes for s in summaries),
+        errors=sum(s.errors for s in summaries),
+        mean_steps=steps / episodes if episodes else float("nan"),
+        per_seed=_mean_per_seed(summaries),
+    )
+
+
+def _mean_per_seed(summaries: Sequence[TaskSummary]) -> tuple[tuple[int, float], ...]:
+    """Each evaluation seed's success rate averaged over the runs (exact when they ran as many episodes)."""
+    rates: dict[int, list[float]] = {}
+    for summary in summaries:
+        for base_seed, rate in summary.per_seed:
+            rates.setdefault(base_seed, []).append(rate)
+    return tuple((seed, sum(r) / len(r)) for seed, r in sorted(rates.items()))
+
+
 def format_rate(summary: TaskSummary) -> str:
     """'80.0% [49.0, 94.3] (8/10)'."""
     if not summary.episodes:

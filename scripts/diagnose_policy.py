@@ -18,7 +18,8 @@ failures  where held-out episodes go wrong: per episode the gripper's closest ap
           button, or the object to pick), whether the button was pressed / the object reached the counter, and how
           far the target sat from its average place. "tracking" is the slope of where the gripper got closest
           against where the target was (across episodes, horizontal plane): ~1 the policy goes where the target is,
-          ~0 it replays an average trajectory whatever the cameras show.
+          ~0 it replays an average trajectory whatever the cameras show. For PnPCabToCounter also the funnel:
+          how many episodes got the gripper near the object, lifted it, put it on the counter, let go.
 probe     do a frozen backbone's features say where the task's target is? Ridge regressions from the image
           tokens to the target's position in the robot base frame on expert frames of scenes nothing else uses
           (split by episode), in cm, beside the state alone and a linear read of the raw pixels
@@ -47,6 +48,8 @@ from rollouts.evaluate import check_held_out, episode_specs, evaluate, print_sum
 from vla.train.cli import parse_args  # noqa: E402
 
 OUT = Path("outputs/diagnose")
+LIFTED_M = 0.03  # the picked object rose this far above where it started: it was held
+NEAR_M = 0.05  # the gripper came this close to the object's centre: close enough to grasp it
 
 
 def _train(dataset: Path, run_name: str, steps: int, extra: list[str]) -> Path:
@@ -141,7 +144,7 @@ def _run_episode(env, policy, task: str, seed: int, horizon: int) -> dict:
     policy.reset(seed=seed)  # the noise the rollout runner gives this episode, so the rollout is replayed
     sim = env.unwrapped.sim
     start_target, _ = _target(task, sim.privileged_state())
-    closest, closest_at, reached, success, steps = np.inf, None, False, False, 0
+    closest, closest_at, reached, success, steps, rise = np.inf, None, False, False, 0, 0.0
     for steps in range(1, horizon + 1):
         obs, _, terminated, truncated, info = env.step(policy.select_action(obs))
         state = sim.privileged_state()
@@ -150,11 +153,25 @@ def _run_episode(env, policy, task: str, seed: int, horizon: int) -> dict:
         if distance < closest:
             closest, closest_at = distance, state["eef_pos"].copy()
         reached |= met
+        rise = max(rise, float(target[2] - start_target[2]))
         success = bool(info.get("success", False))
         if success or terminated or truncated:
             break
-    return {"seed": seed, "success": success, "sub_goal": reached, "closest_cm": 100 * closest, "steps": steps,
-            "target": start_target.tolist(), "closest_at": closest_at.tolist()}
+    row = {"seed": seed, "success": success, "sub_goal": reached, "closest_cm": 100 * closest, "steps": steps,
+           "target": start_target.tolist(), "closest_at": closest_at.tolist()}
+    if task == "PnPCabToCounter":  # the object only rises off the cabinet floor when it is held
+        row["lifted"] = rise >= LIFTED_M
+    return row
+
+
+def _pick_funnel(rows: list[dict]) -> str:
+    """Where pick-and-place episodes stop: how many got near the object, lifted it, put it on the counter, let go."""
+    near = sum(r["closest_cm"] < 100 * NEAR_M for r in rows)
+    lifted = sum(r["lifted"] for r in rows)
+    placed = sum(r["sub_goal"] for r in rows)
+    done = sum(r["success"] for r in rows)
+    return (f"PnPCabToCounter of {len(rows)}: gripper within {100 * NEAR_M:.0f} cm of the object {near}, object lifted "
+            f"{lifted}, on the counter {placed}, success (on the counter, gripper clear) {done}")
 
 
 def _tracking(rows: list[dict]) -> float:
@@ -192,6 +209,8 @@ def failures(args, extra: list[str]) -> int:
         print(f"{task:<20}{sum(r['success'] for r in rows):>5}/{len(rows):<3}"
               f"{sub_goal[task]:>14} {sum(r['sub_goal'] for r in rows):>3}/{len(rows):<3}"
               f"{np.median(closest):>16.1f}, {np.percentile(closest, 90):>5.1f}{spread:>18.1f}{_tracking(rows):>10.2f}")
+    if "PnPCabToCounter" in results:
+        print(_pick_funnel(results["PnPCabToCounter"]))
     checkpoint = Path(args.checkpoint).resolve()
     out = OUT / f"failures-{checkpoint.parent.name}-{checkpoint.name}.json"  # the checkpoint stays read-only
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ memorization replay (slow)."""
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import envs
@@ -74,6 +75,35 @@ def test_failure_rows_read_the_simulator_the_expert_presses_the_button():
     assert row["success"] and row["sub_goal"]
     assert row["closest_cm"] < 3.0
     assert len(row["target"]) == len(row["closest_at"]) == 3
+
+
+class _HoldStill:
+    """A policy that sends the zero action: the arm stays where it is and never picks anything."""
+
+    def __init__(self, env):
+        self.shape = env.action_space.shape
+
+    def reset(self, seed=None):
+        pass
+
+    def select_action(self, obs):
+        return np.zeros(self.shape, dtype=np.float32)
+
+
+def test_pick_funnel_tells_a_lift_from_no_lift():
+    """The PnP expert gets near the object, lifts it and places it; an arm that holds still lifts nothing."""
+    diagnose = _diagnose_script()
+    env = envs.make("PnPCabToCounter", image_size=32)
+    try:
+        expert = diagnose._run_episode(env, make_expert("PnPCabToCounter", env, seed=3), "PnPCabToCounter", 3, 600)
+        still = diagnose._run_episode(env, _HoldStill(env), "PnPCabToCounter", 3, 30)
+    finally:
+        env.close()
+    assert expert["success"] and expert["sub_goal"] and expert["lifted"]
+    assert not still["lifted"] and not still["sub_goal"]
+    funnel = diagnose._pick_funnel([expert, still])
+    assert "of 2: gripper within 5 cm of the object 1, object lifted 1, on the counter 1, success" in funnel
+    assert funnel.endswith(" 1")
 
 
 @pytest.mark.slow

@@ -122,3 +122,10 @@ def test_probe_refuses_bad_settings_in_one_line_before_simulating(flags, message
     assert _diagnose_script().main(["probe", *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_failures_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "no-such-run"
+    assert _diagnose_script().main(["failures", "--checkpoint", str(missing), "--task", "PnPCabToCounter"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: checkpoint {missing} does not exist"

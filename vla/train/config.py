@@ -22,6 +22,7 @@ class OptimConfig:
     warmup_ratio: float = 0.05
     schedule: str = "cosine"  # "cosine" or "constant" (after warmup)
     grad_clip: float = 1.0  # 0 turns clipping off
+    fused: bool = False  # torch's fused AdamW kernel (same update, fewer kernel launches)
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -72,6 +73,7 @@ class TrainConfig:
     cache_features: bool = False  # frozen backbone: encode every sample once and train the head from the cache
     cache_dir: str = "outputs/feature_cache"
     mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "no", "bf16", "fp16"
+    attention: str = "auto"  # scaled-dot-product attention kernel while training: "auto" (torch picks) or "math"
     tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
     device: str = "auto"  # "auto", "cpu" or "cuda" (under accelerate launch the launcher decides)
     wandb: bool = True  # log to Weights & Biases when it is installed and configured
@@ -85,6 +87,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"--mixed-precision must be auto, no, bf16 or fp16; got {self.mixed_precision!r}")
+        if self.attention not in ("auto", "math"):
+            raise ValueError(f"--attention must be auto or math; got {self.attention!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"--device must be auto, cpu or cuda; got {self.device!r}")
 

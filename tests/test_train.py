@@ -31,7 +31,8 @@ from vla.train.cli import main, parse_args
 from vla.train.logger import read_metrics
 from vla.train.config import CollectConfig
 from vla.train.preflight import _demos_short, compose_model_config, learning_warning, plan_run
-from vla.train.workspace import Workspace
+from vla.train import workspace as workspace_module
+from vla.train.workspace import Workspace, attention_kernel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,9 +130,14 @@ def test_save_pretrained_writes_the_weights_a_training_checkpoint_holds(dataset,
         assert torch.equal(chunk(loaded), expected)
 
 
-def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path):
+# The small preset's fast step: bf16 autocast (fp32 where the CPU lacks native bf16), math attention, fused AdamW.
+FAST_STEP = ("--mixed-precision", "bf16", "--attention", "math", "--optim.fused", "true")
+
+
+@pytest.mark.parametrize("speed", [(), FAST_STEP], ids=["fp32", "fast-step"])
+def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path, speed):
     # Uncached, with image augmentation: data order, augmentation, dropout and noise must all resume exactly.
-    common = ["--steps", 8, "--save-every", 2]
+    common = ["--steps", 8, "--save-every", 2, *speed]
     _, full = train(args(dataset, tmp_path / "a", *common))
     _, first = train(args(dataset, tmp_path / "b", *common, "--stop-at-step", 5))
     assert first.stopped_early and first.checkpoint.name == "checkpoint-000005"
@@ -212,6 +218,8 @@ def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
     (tmp_path / "llama" / "config.json").write_text(json.dumps({"model_type": "llama"}))
     assert "not Qwen3-VL" in one_line_error(args(dataset, out, "--backbone", tmp_path / "llama"), capsys)
     assert "did you mean 'steps'" in one_line_error(args(dataset, out, "--stesp", 3), capsys)
+    assert "--attention must be auto or math; got 'flash'" in one_line_error(args(dataset, out, "--attention",
+                                                                                   "flash"), capsys)
     # zero demos to collect used to pass silently and train on whatever data/demos held
     zero_demos = one_line_error(args(dataset, out, "--collect.episodes", 0), capsys)
     assert "--collect.episodes must be >= 1, got 0" in zero_demos
@@ -323,3 +331,25 @@ def test_training_leaves_a_read_only_dataset_untouched(dataset, tmp_path, capsys
     saved = json.loads((checkpoint / "normalizer.json").read_text())["stats"]["action"]
     original = json.loads((dataset / "meta" / "norm_stats.json").read_text())["action"]
     np.testing.assert_allclose(saved["max"], original["max"], rtol=1e-6)  # statistics in our order, beside the run
+
+
+def test_math_attention_keeps_the_training_step_off_the_flash_kernel():
+    q = torch.randn(2, 4, 25, 16, requires_grad=True)
+
+    def kernels(choice):
+        with torch.profiler.profile() as prof, attention_kernel(choice):
+            torch.nn.functional.scaled_dot_product_attention(q, q, q).sum().backward()
+        return {event.key for event in prof.key_averages()}
+
+    assert any("flash" in name for name in kernels("auto"))  # the kernel torch picks on CPU by itself
+    assert not any("flash" in name for name in kernels("math"))
+
+
+def test_bf16_on_a_cpu_without_native_bf16_trains_in_fp32_with_one_warning(dataset, tmp_path, monkeypatch, capsys):
+    train_cfg, model_cfg = parse_args(args(dataset, tmp_path, *FAST_STEP))
+    assert Workspace(plan_run(train_cfg, model_cfg)).cpu_bf16 == workspace_module.cpu_has_native_bf16()
+    capsys.readouterr()
+    monkeypatch.setattr(workspace_module, "cpu_has_native_bf16", lambda: False)
+    assert not Workspace(plan_run(train_cfg, model_cfg)).cpu_bf16
+    assert capsys.readouterr().err == ("warning: this CPU has no native bf16 arithmetic; training in fp32 instead of "
+                                       "--mixed-precision bf16\n")

@@ -69,16 +69,19 @@ def cpu_has_native_bf16() -> bool:
 
 
 def make_accelerator(cfg: TrainConfig):
-    """An Accelerator for this machine: bf16 autocast + TF32 on CUDA, fp32 on CPU unless bf16 is asked for and the
-    CPU has native bf16 arithmetic (emulated bf16 would be slower than fp32)."""
+    """An Accelerator for this machine: bf16 autocast + TF32 on CUDA; on CPU fp32, or bf16 autocast in the training
+    step when asked for and the CPU has native bf16 arithmetic (emulated bf16 would be slower than fp32)."""
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
-    if precision == "bf16" and not cuda and not cpu_has_native_bf16():
-        print("warning: this CPU has no native bf16 arithmetic; training in fp32 instead of --mixed-precision bf16",
-              file=sys.stderr)
+    if precision == "bf16" and not cuda:
+        # CPU bf16 is the training step's own autocast (Workspace.cpu_bf16): accelerate allows one mixed-precision
+        # setting per process, and a script that trains a tiny and a small run in one process would be refused.
         precision = "no"
+        if not cpu_has_native_bf16():
+            print("warning: this CPU has no native bf16 arithmetic; training in fp32 instead of --mixed-precision bf16",
+                  file=sys.stderr)
     if not cuda and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
     if cuda and cfg.tf32:
@@ -102,6 +105,8 @@ class Workspace:
     def __init__(self, plan: Plan):
         self.plan, self.cfg = plan, plan.train
         self.accelerator = make_accelerator(self.cfg)
+        self.cpu_bf16 = (self.accelerator.device.type == "cpu" and self.cfg.mixed_precision == "bf16"
+                         and cpu_has_native_bf16())
         self.is_main = self.accelerator.is_main_process
         self._stop_signal: int | None = None
 
@@ -299,7 +304,7 @@ class Workspace:
         try:
             while step < end_step:
                 batch = self._to_device(next(data))
-                with attention_kernel(cfg.attention):
+                with attention_kernel(cfg.attention), torch.autocast("cpu", torch.bfloat16, enabled=self.cpu_bf16):
                     loss, _ = model(batch)
                 acc.backward(loss)
                 grad_norm = acc.clip_grad_norm_(params, cfg.optim.grad_clip) if cfg.optim.grad_clip > 0 else None

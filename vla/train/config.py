@@ -72,7 +72,7 @@ class TrainConfig:
     cpu_threads: int = 1  # torch intra-op threads on CPU; 0 = torch's default (one per core)
     cache_features: bool = False  # frozen backbone: encode every sample once and train the head from the cache
     cache_dir: str = "outputs/feature_cache"
-    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "no", "bf16", "fp16"
+    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "no", "bf16" (on CPU: where native), "fp16"
     attention: str = "auto"  # scaled-dot-product attention kernel while training: "auto" (torch picks) or "math"
     tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
     device: str = "auto"  # "auto", "cpu" or "cuda" (under accelerate launch the launcher decides)

@@ -69,25 +69,33 @@ def cpu_has_native_bf16() -> bool:
 
 
 def make_accelerator(cfg: TrainConfig):
-    """An Accelerator for this machine: bf16 autocast + TF32 on CUDA; on CPU fp32, or bf16 autocast in the training
-    step when asked for and the CPU has native bf16 arithmetic (emulated bf16 would be slower than fp32)."""
+    """An Accelerator for this machine: bf16 autocast + TF32 on CUDA, fp32 on CPU (CPU bf16: `cpu_bf16_autocast`)."""
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
     if precision == "bf16" and not cuda:
-        # CPU bf16 is the training step's own autocast (Workspace.cpu_bf16): accelerate allows one mixed-precision
-        # setting per process, and a script that trains a tiny and a small run in one process would be refused.
+        # CPU bf16 is the training step's own autocast: accelerate allows one mixed-precision setting per process,
+        # and a script that trains a tiny and a small run in one process would be refused.
         precision = "no"
-        if not cpu_has_native_bf16():
-            print("warning: this CPU has no native bf16 arithmetic; training in fp32 instead of --mixed-precision bf16",
-                  file=sys.stderr)
     if not cuda and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
     if cuda and cfg.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return Accelerator(cpu=not cuda, mixed_precision=precision)
+
+
+def cpu_bf16_autocast(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the training step runs under CPU bf16 autocast: asked for, on CPU, and the CPU has native bf16
+    arithmetic (emulated bf16 would be slower than fp32; then one warning line and fp32)."""
+    if device.type != "cpu" or cfg.mixed_precision != "bf16":
+        return False
+    if not cpu_has_native_bf16():
+        print("warning: this CPU has no native bf16 arithmetic; training in fp32 instead of --mixed-precision bf16",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def attention_kernel(choice: str):
@@ -105,8 +113,7 @@ class Workspace:
     def __init__(self, plan: Plan):
         self.plan, self.cfg = plan, plan.train
         self.accelerator = make_accelerator(self.cfg)
-        self.cpu_bf16 = (self.accelerator.device.type == "cpu" and self.cfg.mixed_precision == "bf16"
-                         and cpu_has_native_bf16())
+        self.cpu_bf16 = cpu_bf16_autocast(self.cfg, self.accelerator.device)
         self.is_main = self.accelerator.is_main_process
         self._stop_signal: int | None = None
 

@@ -19,7 +19,7 @@ import torch
 
 from checkpoints import find_latest, load_policy_checkpoint
 from checkpoints.backbones import resolve_backbone
-from checkpoints.format import CheckpointError, list_checkpoints
+from checkpoints.format import CheckpointError, list_checkpoints, read_training_state, read_weights
 from contract.spec import ObservationSpec
 from test_checkpoint_format import fake_qwen_dir
 from test_data_names import GR00T_ACTION, store_action_as
@@ -134,7 +134,7 @@ def test_save_pretrained_writes_the_weights_a_training_checkpoint_holds(dataset,
 FAST_STEP = ("--mixed-precision", "bf16", "--attention", "math", "--optim.fused", "true")
 
 
-@pytest.mark.parametrize("speed", [(), FAST_STEP], ids=["fp32", "fast-step"])
+@pytest.mark.parametrize("speed", [(), FAST_STEP, ("--ema.enabled", "true")], ids=["fp32", "fast-step", "ema"])
 def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path, speed):
     # Uncached, with image augmentation: data order, augmentation, dropout and noise must all resume exactly.
     common = ["--steps", 8, "--save-every", 2, *speed]
@@ -146,6 +146,30 @@ def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path, speed):
     assert sorted(b) == list(range(1, 9))
     for step in range(1, 9):
         assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
+    # The weights the checkpoints evaluate (the average, with --ema.enabled) resume too.
+    full_weights, resumed_weights = (read_weights(r.checkpoint / "model.safetensors") for r in (full, resumed))
+    for name, tensor in full_weights.items():
+        assert torch.allclose(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6), name
+
+
+def test_with_ema_a_checkpoint_evaluates_the_average_and_resumes_from_the_trained_weights(dataset, tmp_path, capsys):
+    workspace, result = train(args(dataset, tmp_path, "--steps", 6, "--save-every", 3, "--ema.enabled", "true",
+                                   "--ema.power", "0.5"))
+    saved = read_weights(result.checkpoint / "model.safetensors")
+    trained = read_training_state(result.checkpoint)["trained_weights.pt"]
+    assert set(trained) == set(workspace.ema.names) and set(trained) <= set(saved)
+    assert all(torch.equal(trained[n], p.detach()) for n, p in workspace.model.named_parameters() if n in trained)
+    assert all(torch.equal(saved[n], workspace.ema.state_dict()[n]) for n in trained)
+    assert any(not torch.equal(saved[n], trained[n]) for n in trained)  # the average is not the last weights
+    assert all(torch.equal(saved[n], load_policy_checkpoint(result.checkpoint)[0].state_dict()[n]) for n in trained)
+    assert "moving average" in (result.checkpoint / "README.md").read_text()
+    # Resuming a run with the other setting would evaluate or continue from the wrong weights: refused in one line.
+    err = one_line_error(args(dataset, tmp_path, "--steps", 8), capsys)
+    assert "it was trained with --ema.enabled; resume with the same setting" in err
+    _, plain = train(args(dataset, tmp_path / "plain", "--steps", 2, "--save-every", 2))
+    assert "trained_weights.pt" not in read_training_state(plain.checkpoint)
+    err = one_line_error(args(dataset, tmp_path / "plain", "--steps", 4, "--ema.enabled", "true"), capsys)
+    assert "it was trained without --ema.enabled" in err
 
 
 @pytest.mark.parametrize("cache", [False, True], ids=["images", "cached-features"])

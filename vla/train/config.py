@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from vla.data.dataset import DataConfig
+from vla.train.ema import EmaConfig
 
 DEFAULT_DATASET = "data/demos"
 
@@ -80,6 +81,7 @@ class TrainConfig:
     collect: CollectConfig = field(default_factory=CollectConfig)
     data: DataConfig = field(default_factory=lambda: DataConfig(root=DEFAULT_DATASET))
     optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "save_every", "log_every"):

@@ -37,6 +37,7 @@ from vla.data.normalize import Normalizer
 from vla.data.schema import read_spec
 from vla.model import VLA
 from vla.train.config import TrainConfig
+from vla.train.ema import WeightAverage
 from vla.train.feature_cache import collate_cached, ensure_feature_cache
 from vla.train.logger import RunLogger, plot_loss
 from vla.train.preflight import Plan
@@ -45,6 +46,7 @@ from vla.train.sampling import SeededSamples, StepBatchSampler
 from vla.train.schedule import make_scheduler
 from vla.weights import backbone_prefixes, find_backbone, weights_fingerprint, weights_to_save
 
+TRAINED_WEIGHTS = "trained_weights.pt"  # training_state/ file: the optimizer's weights when the checkpoint holds the EMA
 MODEL_KEYS = ("images", "instruction", "state", "action", "action_is_pad", "backbone_features",
               "backbone_attention_mask", "backbone_image_mask")
 
@@ -190,9 +192,17 @@ class Workspace:
             f"{self.spec.image_size}px; action chunk: {self.spec.action_horizon} steps at {self.spec.fps} Hz\n"
             f"- trained on `{config['dataset']['root']}` ({config['dataset']['num_samples']} samples), "
             f"batch {self.cfg.batch_size} x {self.accelerator.num_processes} process(es), lr {self.cfg.optim.lr}\n"
-            f"- last logged flow-matching loss: {'n/a' if loss is None else f'{loss:.4f}'}\n\n"
+            f"- last logged flow-matching loss: {'n/a' if loss is None else f'{loss:.4f}'}\n"
+            f"- weights: {self._weights_kind()}\n\n"
             f"Evaluate: `python rollout.py --task all --checkpoint {path}`\n"
         )
+
+    def _weights_kind(self) -> str:
+        ema = self.cfg.ema
+        if not ema.enabled:
+            return "the trained weights"
+        return (f"the exponential moving average of the trained weights (power {ema.power}, max decay "
+                f"{ema.max_decay}); the trained ones are in training_state/{TRAINED_WEIGHTS}")
 
     def save(self, model, optimizer, scheduler, normalizer, step: int, dataset_len: int, loss: float | None) -> Path:
         """Write checkpoint-<step> (main process), with the RNG states of every process, then prune old ones."""
@@ -204,6 +214,10 @@ class Workspace:
         path = self.plan.run_dir / step_dir_name(step)
         if self.is_main:
             unwrapped = acc.unwrap_model(model)
+            trained = {}
+            if self.ema is not None:  # evaluate the average; keep the trained weights to resume from
+                trained = {name: state_dict[name] for name in self.ema.names}
+                state_dict = {**state_dict, **self.ema.state_dict()}
             weights, includes_backbone = weights_to_save(unwrapped, state_dict)
             config = self._checkpoint_config(unwrapped, normalizer, step, dataset_len, includes_backbone,
                                              self._backbone_fp, loss)
@@ -213,6 +227,7 @@ class Workspace:
                 "optimizer.pt": optim_state,
                 "scheduler.pt": scheduler.state_dict(),
                 "rng.pt": {"per_process": rngs},
+                **({TRAINED_WEIGHTS: trained} if trained else {}),
             }
             save_checkpoint(path, CheckpointContents(config=config, weights=weights,
                                                      normalizer=normalizer.to_dict(),
@@ -235,6 +250,9 @@ class Workspace:
         path = self.plan.resume_from
         state = read_training_state(path)
         weights = read_weights(path / "model.safetensors")
+        if self.ema is not None:  # preflight checked that the checkpoint was trained with the average too
+            self.ema.load_state_dict(weights)
+            weights = {**weights, **state[TRAINED_WEIGHTS]}
         unwrapped = self.accelerator.unwrap_model(model)
         missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
         prefixes = backbone_prefixes(unwrapped)
@@ -288,6 +306,11 @@ class Workspace:
                                       fused=cfg.optim.fused or None)
         scheduler = make_scheduler(optimizer, cfg.steps, cfg.optim.warmup_ratio, cfg.optim.schedule)
         model, optimizer = acc.prepare(model, optimizer)
+        self.ema = None
+        if cfg.ema.enabled:
+            if self._is_fsdp():
+                raise ValueError("--ema.enabled is not supported under FSDP (sharded weights); use DDP or one process")
+            self.ema = WeightAverage(acc.unwrap_model(model), cfg.ema)
         start_step = self.restore(model, optimizer, scheduler) if self.plan.resume_from else 0
         if start_step >= cfg.steps:
             if self.is_main:
@@ -319,6 +342,8 @@ class Workspace:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                if self.ema is not None:
+                    self.ema.update(step)
                 window.append(loss.detach())
                 window_samples += global_batch
                 trained_samples += global_batch

@@ -165,3 +165,22 @@ def test_groot_n15_head_size_matches_the_reference():
     assert count(head) == pytest.approx(1.07e9, rel=0.02)
     assert count(head.dit) == pytest.approx(550e6, rel=0.02)
     assert count(head.vl_self_attention) == pytest.approx(201e6, rel=0.01)
+
+
+def test_state_dropout_masks_some_samples_state_only_while_training():
+    cfg = dataclasses.replace(CFG, state_dropout=0.5)
+    torch.manual_seed(0)
+    head = FlowMatchingActionHead(cfg)
+    with torch.no_grad():
+        head.state_mask_token.fill_(7.0)
+    state = torch.randn(64, cfg.max_state_dim, generator=torch.Generator().manual_seed(0))
+    token = head.encode_state(state, torch.zeros(64, dtype=torch.long))
+    dropped = head.train().drop_state(token, torch.Generator().manual_seed(0))
+    masked = (dropped == 7.0).all(dim=-1).squeeze(1)
+    assert 16 <= int(masked.sum()) <= 48  # about half of 64
+    assert torch.equal(dropped[~masked], token[~masked])
+    assert torch.equal(head.eval().drop_state(token), token)  # evaluation always sees the state
+    # Off (the default), no mask token exists, so checkpoints trained before it load unchanged.
+    assert not hasattr(FlowMatchingActionHead(CFG), "state_mask_token")
+    with pytest.raises(ValueError, match=r"state_dropout must be in \[0, 1\), got 1.0"):
+        dataclasses.replace(CFG, state_dropout=1.0)

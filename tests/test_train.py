@@ -262,6 +262,17 @@ def test_resume_with_a_different_model_is_refused(dataset, tmp_path, capsys):
         load_policy_checkpoint(done.checkpoint)
 
 
+def test_a_checkpoint_saved_before_a_model_field_existed_resumes_with_its_default(dataset, tmp_path):
+    _, done = train(args(dataset, tmp_path, "--steps", 2, "--save-every", 2, "--cache-features",
+                         "--cache-dir", tmp_path / "c"))
+    config_path = done.checkpoint / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["model"]["head"]["state_dropout"]  # as written before the field was added
+    config_path.write_text(json.dumps(config))
+    _, resumed = train(args(dataset, tmp_path, "--steps", 3, "--cache-features", "--cache-dir", tmp_path / "c"))
+    assert resumed.step == 3 and resumed.checkpoint.name == "checkpoint-000003"
+
+
 def test_auto_resume_of_a_run_trained_on_other_demos_is_refused(dataset, tmp_path, capsys):
     # The default run name ignores the task filter and the demo count, so the same command on other demos would
     # otherwise continue (or declare finished) a run that never saw them.

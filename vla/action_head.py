@@ -82,6 +82,8 @@ class FlowMatchingActionHead(nn.Module):
         d, n = cfg.input_embedding_dim, cfg.num_embodiments
         self.vl_self_attention = VLSelfAttention(cfg.backbone_dim, cfg.vl_layers, cfg.vl_heads, cfg.vl_head_dim, cfg.dropout)
         self.state_encoder = CategorySpecificMLP(n, cfg.max_state_dim, cfg.hidden_size, d)
+        if cfg.state_dropout > 0:  # only then: checkpoints trained without it load unchanged
+            self.state_mask_token = nn.Parameter(torch.zeros(1, 1, d))
         self.action_encoder = ActionEncoder(n, cfg.max_action_dim, d)
         self.future_tokens = nn.Embedding(cfg.num_future_tokens, d)
         self.position_embedding = nn.Embedding(cfg.max_seq_len, d)
@@ -101,6 +103,14 @@ class FlowMatchingActionHead(nn.Module):
         """Padded state (B, max_state_dim) -> one token (B, 1, dim); computed once per chunk."""
         return self.state_encoder(state[:, None].to(self.future_tokens.weight.dtype), category)
 
+    def drop_state(self, state_token: torch.Tensor, generator=None) -> torch.Tensor:
+        """While training, each sample's state token becomes the mask token with probability cfg.state_dropout."""
+        if not self.training or self.cfg.state_dropout == 0:
+            return state_token
+        draw = torch.rand(state_token.shape[0], 1, 1, generator=generator,
+                          device=generator.device if generator else state_token.device).to(state_token.device)
+        return torch.where(draw < self.cfg.state_dropout, self.state_mask_token.to(state_token.dtype), state_token)
+
     def velocity(self, vl, vl_mask, state_token, x_t, bucket, category) -> torch.Tensor:
         """Predicted velocity (B, T, max_action_dim) at noisy actions x_t and time bucket."""
         batch, horizon = x_t.shape[:2]
@@ -114,7 +124,7 @@ class FlowMatchingActionHead(nn.Module):
     def compute_loss(self, features, feature_mask, state, action, action_mask, category, generator=None) -> torch.Tensor:
         """Flow-matching MSE on one noisy sample per chunk, counted only where action_mask (B, T, A) is True."""
         vl = self.adapt(features, feature_mask)
-        state_token = self.encode_state(state, category)
+        state_token = self.drop_state(self.encode_state(state, category), generator)
         action = action.to(vl.dtype)
         noise = torch.randn(action.shape, generator=generator, device=generator.device if generator else action.device)
         noise = noise.to(action.device, action.dtype)

@@ -64,6 +64,9 @@ class ActionHeadConfig:
     vl_heads: int = 32
     vl_head_dim: int = 64  # vl_heads * vl_head_dim must equal backbone_dim
     dropout: float = 0.2
+    # Training only: the probability that a sample's state token is replaced by a learned mask token, so the head
+    # learns to act from the images when it cannot lean on the state (GR00T N1.6's state_dropout_prob). 0 = off.
+    state_dropout: float = 0.0
     timestep_embed_dim: int = 256
     num_future_tokens: int = 32
     max_seq_len: int = 1024  # learned position table for action tokens
@@ -87,6 +90,8 @@ class ActionHeadConfig:
             raise ValueError(
                 f"vl_heads * vl_head_dim ({self.vl_heads} * {self.vl_head_dim}) must equal backbone_dim ({self.backbone_dim})"
             )
+        if not 0.0 <= self.state_dropout < 1.0:
+            raise ValueError(f"state_dropout must be in [0, 1), got {self.state_dropout}")
         if self.num_layers < 1 or self.num_inference_steps < 1 or self.action_horizon < 1:
             raise ValueError("num_layers, num_inference_steps and action_horizon must be >= 1")
         if self.action_horizon > self.max_seq_len:

@@ -152,6 +152,14 @@ def check_dataset(cfg: TrainConfig) -> Path:
     return root
 
 
+def _with_defaults(saved_model: dict | None) -> dict | None:
+    """A saved model config with the fields added since it was written at their defaults (which it trained with)."""
+    try:
+        return VLAConfig.from_dict(saved_model).to_dict()
+    except (TypeError, ValueError, AttributeError):  # not a model config this version reads: compared as it is
+        return saved_model
+
+
 def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: dict) -> Path | None:
     """The checkpoint to resume from (None for a fresh start); its model config must equal this run's, and a run
     found by --resume auto must have trained on the demos this run's dataset holds (`demo_seeds`, per task)."""
@@ -177,7 +185,7 @@ def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: 
         saved = validate_checkpoint(path, need_training_state=True)
     except CheckpointError as err:
         raise TrainSetupError(f"--resume: {err}") from None
-    diffs = config_differences(saved.get("model"), model.to_dict())
+    diffs = config_differences(_with_defaults(saved.get("model")), model.to_dict())
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise TrainSetupError(f"--resume {path}: its model config differs from this run's ({shown})")

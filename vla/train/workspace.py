@@ -46,7 +46,7 @@ from vla.train.sampling import SeededSamples, StepBatchSampler
 from vla.train.schedule import make_scheduler
 from vla.weights import backbone_prefixes, find_backbone, weights_fingerprint, weights_to_save
 
-TRAINED_WEIGHTS = "trained_weights.pt"  # training_state/ file: the optimizer's weights when the checkpoint holds the EMA
+TRAINED_WEIGHTS = "trained_weights.pt"  # in training_state/ when the checkpoint holds the EMA: the weights to resume
 MODEL_KEYS = ("images", "instruction", "state", "action", "action_is_pad", "backbone_features",
               "backbone_attention_mask", "backbone_image_mask")
 
@@ -374,7 +374,7 @@ class Workspace:
                 bar.close()
             if logger is not None:
                 logger.close()
-        self.model = acc.unwrap_model(model)
+        self.model = acc.unwrap_model(model)  # trained weights; with --ema.enabled checkpoints hold their average
         wall = time.perf_counter() - started
         if self.is_main:
             plot_loss(self.plan.run_dir)

@@ -30,7 +30,7 @@ class EmaConfig:
 
 def ema_decay(step: int, config: EmaConfig) -> float:
     """The weight the average keeps at optimizer step `step` (1-based): 0 at step 0, rising towards max_decay."""
-    return min(config.max_decay, max(0.0, 1.0 - (1.0 + step) ** -config.power))
+    return min(config.max_decay, 1.0 - (1.0 + step) ** -config.power)
 
 
 class WeightAverage:
@@ -38,8 +38,9 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, config: EmaConfig):
         self.config = config
-        self.names = [name for name, p in model.named_parameters() if p.requires_grad]
-        self._params = [p for p in model.parameters() if p.requires_grad]
+        trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self.names = [name for name, _ in trained]
+        self._params = [p for _, p in trained]
         self.shadow = [p.detach().clone().float() for p in self._params]
 
     @torch.no_grad()

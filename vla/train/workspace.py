@@ -118,6 +118,7 @@ class Workspace:
         self.cpu_bf16 = cpu_bf16_autocast(self.cfg, self.accelerator.device)
         self.is_main = self.accelerator.is_main_process
         self._stop_signal: int | None = None
+        self.ema: WeightAverage | None = None  # set by run() with --ema.enabled
 
     # -- setup ---------------------------------------------------------------------------------------------------
 
@@ -306,7 +307,6 @@ class Workspace:
                                       fused=cfg.optim.fused or None)
         scheduler = make_scheduler(optimizer, cfg.steps, cfg.optim.warmup_ratio, cfg.optim.schedule)
         model, optimizer = acc.prepare(model, optimizer)
-        self.ema = None
         if cfg.ema.enabled:
             if self._is_fsdp():
                 raise ValueError("--ema.enabled is not supported under FSDP (sharded weights); use DDP or one process")

@@ -82,11 +82,13 @@ def build_cache(path: str | Path, encode, loader, num_samples: int, key_parts: d
                     tokens.write(raw.numpy().tobytes())
                     image_masks.append(out.image_mask[i][keep].cpu().numpy())
                     offsets.append(offsets[-1] + int(keep.sum()))
-                states.append(batch["state"].numpy())
-                actions.append(batch["action"].numpy())
-                pads.append(batch["action_is_pad"].numpy())
-                episodes.append(batch["episode_index"].numpy())
-                frames.append(batch["frame_index"].numpy())
+                # Copies: a tensor from a loader worker lives in shared memory held open by a file descriptor,
+                # so keeping the tensors themselves runs out of descriptors after a few thousand batches.
+                states.append(batch["state"].numpy().copy())
+                actions.append(batch["action"].numpy().copy())
+                pads.append(batch["action_is_pad"].numpy().copy())
+                episodes.append(batch["episode_index"].numpy().copy())
+                frames.append(batch["frame_index"].numpy().copy())
                 if progress is not None:
                     progress(feats.shape[0])
         if len(offsets) - 1 != num_samples:

@@ -28,6 +28,9 @@ from vla.data.dataset import TrainingDataset, collate
 META_FILE = "meta.json"
 _DTYPES = {"float32": (torch.float32, np.float32), "bfloat16": (torch.bfloat16, np.int16),
            "float16": (torch.float16, np.float16)}
+# Per-sample arrays kept as the loader gives them: batch key (also the file's stem) -> stored dtype.
+_PER_SAMPLE = {"state": np.float32, "action": np.float32, "action_is_pad": bool, "episode_index": np.int64,
+               "frame_index": np.int64}
 
 
 def dataset_fingerprint(root: str | Path) -> str:
@@ -63,7 +66,8 @@ def build_cache(path: str | Path, encode, loader, num_samples: int, key_parts: d
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
     try:
-        offsets, image_masks, states, actions, pads, episodes, frames = [0], [], [], [], [], [], []
+        offsets, image_masks = [0], []
+        per_sample = {key: [] for key in _PER_SAMPLE}
         dtype_name, width = None, None
         with open(tmp / "tokens.bin", "wb") as tokens:
             for batch in loader:
@@ -82,24 +86,18 @@ def build_cache(path: str | Path, encode, loader, num_samples: int, key_parts: d
                     tokens.write(raw.numpy().tobytes())
                     image_masks.append(out.image_mask[i][keep].cpu().numpy())
                     offsets.append(offsets[-1] + int(keep.sum()))
-                # Copies: a tensor from a loader worker lives in shared memory held open by a file descriptor,
-                # so keeping the tensors themselves runs out of descriptors after a few thousand batches.
-                states.append(batch["state"].numpy().copy())
-                actions.append(batch["action"].numpy().copy())
-                pads.append(batch["action_is_pad"].numpy().copy())
-                episodes.append(batch["episode_index"].numpy().copy())
-                frames.append(batch["frame_index"].numpy().copy())
+                for key, arrays in per_sample.items():
+                    # A copy: a tensor from a loader worker lives in shared memory held open by a file descriptor,
+                    # so keeping the tensors themselves runs out of descriptors after a few thousand batches.
+                    arrays.append(batch[key].numpy().copy())
                 if progress is not None:
                     progress(feats.shape[0])
         if len(offsets) - 1 != num_samples:
             raise RuntimeError(f"feature cache saw {len(offsets) - 1} samples, expected {num_samples}")
         np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         np.save(tmp / "image_mask.npy", np.concatenate(image_masks).astype(bool))
-        np.save(tmp / "state.npy", np.concatenate(states).astype(np.float32))
-        np.save(tmp / "action.npy", np.concatenate(actions).astype(np.float32))
-        np.save(tmp / "action_is_pad.npy", np.concatenate(pads).astype(bool))
-        np.save(tmp / "episode_index.npy", np.concatenate(episodes).astype(np.int64))
-        np.save(tmp / "frame_index.npy", np.concatenate(frames).astype(np.int64))
+        for key, dtype in _PER_SAMPLE.items():
+            np.save(tmp / f"{key}.npy", np.concatenate(per_sample[key]).astype(dtype))
         meta = {"num_samples": num_samples, "total_tokens": offsets[-1], "width": width, "dtype": dtype_name,
                 "key": key_parts}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))

@@ -6,6 +6,7 @@ locate the target.
     python scripts/diagnose_policy.py controls --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py failures --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py probe [--backbones tiny-grounded,tiny] [--image-sizes 128,192,256] [--layers 4]
+                                            [--tokens image,text]
 
 memorize  one scripted demo, trained without augmentation until it is memorized, then replayed in closed loop on
           its own scene (`rollout.py --demo-seeds`); also its open-loop action error. Fails: the control loop,
@@ -24,6 +25,8 @@ probe     do a frozen backbone's features say where the task's target is? Ridge 
           tokens to the target's position in the robot base frame on expert frames of scenes nothing else uses
           (split by episode), in cm, beside the state alone and a linear read of the raw pixels
           (vla/feature_probe.py). Cheap (minutes): compares backbones, image sizes and layers before a training.
+          `--tokens text` reads the tokens after the views instead, the only ones that see the instruction (the
+          LLM is causal and the views come first): it matters where the instruction names one of several objects.
 Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-features`).
 """
 
@@ -231,7 +234,7 @@ def feature_probe(args, extra: list[str]) -> int:
     from checkpoints.backbones import resolve_backbone
     from vla.backbone import load_backbone
     from vla.config import BackboneConfig
-    from vla.feature_probe import ProbeConfig, image_token_features, pixel_features, probe, record_frames
+    from vla.feature_probe import TOKEN_KINDS, ProbeConfig, pixel_features, probe, record_frames, token_features
     from vla.train.preflight import backbone_dims
 
     cfg = ProbeConfig(tasks=tuple(resolve_tasks(args.task)), episodes=args.episodes, frame_stride=args.frame_stride,
@@ -242,6 +245,9 @@ def feature_probe(args, extra: list[str]) -> int:
         depth = backbone_dims(ref)[1]
         if max(layers) > depth:
             raise ValueError(f"--layers {max(layers)}: backbone {name!r} has {depth} LLM layers; choose 1..{depth}")
+    token_kinds = _csv(args.tokens)
+    if unknown := sorted(set(token_kinds) - set(TOKEN_KINDS)):
+        raise ValueError(f"--tokens {','.join(unknown)}: choose from {','.join(TOKEN_KINDS)}")
     configs = {f"{name} {size}px L{layer}": BackboneConfig(name_or_path=ref.source, image_size=size, select_layer=layer)
                for name, ref in backbones.items() for size in sizes for layer in layers}  # validates sizes and layers
     frames_file = OUT / (f"probe-frames-{'-'.join(cfg.tasks)}-{cfg.episodes}ep-seed{cfg.seed}-stride{cfg.frame_stride}"
@@ -261,8 +267,9 @@ def feature_probe(args, extra: list[str]) -> int:
     for label, config in configs.items():
         backbone = load_backbone(config)
         for task, episodes in tqdm(frames.items(), desc=label, unit="task"):
-            features = [image_token_features(backbone, e["images"], e["instruction"]) for e in episodes]
-            rows[task][label] = probe(features, [e["target_cm"] for e in episodes])
+            for kind in token_kinds:
+                features = [token_features(backbone, e["images"], e["instruction"], kind) for e in episodes]
+                rows[task][f"{label} {kind}"] = probe(features, [e["target_cm"] for e in episodes])
     print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the "
           f"scored episodes), fit on the first N of the fit episodes; {cfg.episodes} per task split 60/20/20:")
     for task, by_input in rows.items():
@@ -310,6 +317,8 @@ def main(argv=None) -> int:
     p.add_argument("--backbones", default="tiny-grounded,tiny", help="comma-separated names or directories")
     p.add_argument("--image-sizes", default="128", help="comma-separated backbone input sizes (multiples of 32)")
     p.add_argument("--layers", default="4", help="comma-separated select_layer values")
+    p.add_argument("--tokens", default="image", help="comma-separated: image (every image token), text (the tokens "
+                   "after the views, which can read the instruction: mean-pooled, then the last)")
     p.add_argument("--task", default="all")
     p.add_argument("--episodes", type=int, default=40, help="expert episodes per task")
     p.add_argument("--frame-stride", type=int, default=8)

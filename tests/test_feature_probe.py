@@ -6,7 +6,7 @@ import pytest
 
 from vla.backbone import load_backbone
 from vla.config import BackboneConfig
-from vla.feature_probe import ProbeConfig, image_token_features, pixel_features, probe, record_episode, split_episodes
+from vla.feature_probe import ProbeConfig, pixel_features, probe, record_episode, split_episodes, token_features
 
 
 def _episodes(rng, signal: bool, n=20, frames=15, dims=40):
@@ -53,6 +53,15 @@ def test_recorded_episode_has_the_button_fixed_in_the_base_frame_and_one_row_per
     assert np.ptp(episode["target_cm"], axis=0).max() < 0.5
     assert np.ptp(episode["state"], axis=0).max() > 0
     backbone = load_backbone(BackboneConfig(image_size=64, select_layer=2))
-    features = image_token_features(backbone, episode["images"], episode["instruction"], batch_size=2)
+    features = token_features(backbone, episode["images"], episode["instruction"], batch_size=2)
     assert features.shape == (frames, 3 * 4 * 128)  # 3 views x 4 tokens at 64 px x width 128
+    # The text tokens come after the views, so they read the instruction: a different one changes them, while the
+    # image tokens (the causal LLM reads them first) stay the same.
+    text = token_features(backbone, episode["images"], episode["instruction"], tokens="text")
+    assert text.shape == (frames, 2 * 128)  # mean-pooled text tokens, then the last token
+    other = token_features(backbone, episode["images"], "open the microwave", tokens="text")
+    assert np.abs(text - other).max() > 1e-3
+    assert np.allclose(token_features(backbone, episode["images"], "open the microwave"), features, atol=1e-5)
+    with pytest.raises(ValueError, match="tokens must be one of"):
+        token_features(backbone, episode["images"], episode["instruction"], tokens="all")
     assert pixel_features(episode["images"]).shape == (frames, 3 * 16 * 16 * 3)

@@ -91,15 +91,31 @@ def record_frames(cfg: ProbeConfig, progress=None) -> dict[str, list[dict]]:
     return out
 
 
+TOKEN_KINDS = ("image", "text")
+
+
 @torch.no_grad()
-def image_token_features(backbone, images: np.ndarray, instruction: str, batch_size: int = 32) -> np.ndarray:
-    """(F, V, H, W, 3) uint8 frames of one episode -> (F, image tokens x width) features, as the head receives them."""
+def token_features(backbone, images: np.ndarray, instruction: str, tokens: str = "image",
+                   batch_size: int = 32) -> np.ndarray:
+    """(F, V, H, W, 3) uint8 frames of one episode -> one feature row per frame, from the tokens the head receives.
+
+    tokens="image": every image token, concatenated. The views come before the instruction and the LLM is causal, so
+    these cannot know which object the instruction names. tokens="text": the tokens after the last image token (the
+    instruction and the chat template's tail, which attend to the views and the instruction), mean-pooled, then the
+    sequence's last token."""
+    if tokens not in TOKEN_KINDS:
+        raise ValueError(f"tokens must be one of {TOKEN_KINDS}, got {tokens!r}")
     rows = []
     for start in range(0, len(images), batch_size):
         chunk = torch.from_numpy(images[start:start + batch_size])
-        out = backbone.encode(chunk, [instruction] * len(chunk))
-        tokens = out.features[out.image_mask].reshape(len(chunk), -1, out.features.shape[-1])
-        rows.append(tokens.reshape(len(chunk), -1).float().numpy())
+        out = backbone.encode(chunk, [instruction] * len(chunk))  # one instruction: no padding in the chunk
+        if tokens == "image":
+            picked = out.features[out.image_mask].reshape(len(chunk), -1, out.features.shape[-1]).flatten(1)
+        else:
+            after_images = int(out.image_mask[0].nonzero().max()) + 1
+            text = out.features[:, after_images:]
+            picked = torch.cat([text.mean(1), text[:, -1]], dim=-1)
+        rows.append(picked.float().numpy())
     return np.concatenate(rows)
 
 

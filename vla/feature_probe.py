@@ -28,6 +28,7 @@ from contract.embodiments import CAMERA_NAMES, STATE_KEY, TASK_KEY
 SPLIT = (0.6, 0.2)  # fit, choose the ridge strength; the rest is scored
 RIDGE_STRENGTHS = tuple(10.0 ** np.arange(-2, 6))  # times the number of features (the features are standardized)
 PIXEL_SIZE = 16
+TOKEN_KINDS = ("image", "text")  # which of the tokens the head receives a probe reads
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,6 @@ def record_frames(cfg: ProbeConfig, progress=None) -> dict[str, list[dict]]:
             if progress is not None:
                 progress(1)
     return out
-
-
-TOKEN_KINDS = ("image", "text")
 
 
 @torch.no_grad()

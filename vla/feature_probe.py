@@ -108,7 +108,7 @@ def token_features(backbone, images: np.ndarray, instruction: str, tokens: str =
         chunk = torch.from_numpy(images[start:start + batch_size])
         out = backbone.encode(chunk, [instruction] * len(chunk))  # one instruction: no padding in the chunk
         if tokens == "image":
-            picked = out.features[out.image_mask].reshape(len(chunk), -1, out.features.shape[-1]).flatten(1)
+            picked = out.features[out.image_mask].reshape(len(chunk), -1)  # views' tokens in order, concatenated
         else:
             after_images = int(out.image_mask[0].nonzero().max()) + 1
             text = out.features[:, after_images:]

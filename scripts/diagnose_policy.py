@@ -186,6 +186,13 @@ def _tracking(rows: list[dict]) -> float:
     return float((target * reached).sum() / spread) if spread > 0 else float("nan")
 
 
+def failures_path(checkpoint: Path, tasks: list[str]) -> Path:
+    """Where a failure trace goes: outside the checkpoint (it stays read-only), one file per checkpoint and tasks, so
+    tracing another task does not overwrite the first."""
+    checkpoint = checkpoint.resolve()
+    return OUT / f"failures-{checkpoint.parent.name}-{checkpoint.name}-{'-'.join(tasks)}.json"
+
+
 def failures(args, extra: list[str]) -> int:
     policy = _policy(Path(args.checkpoint))
     tasks = resolve_tasks(args.task)
@@ -214,8 +221,7 @@ def failures(args, extra: list[str]) -> int:
               f"{np.median(closest):>16.1f}, {np.percentile(closest, 90):>5.1f}{spread:>18.1f}{_tracking(rows):>10.2f}")
     if "PnPCabToCounter" in results:
         print(_pick_funnel(results["PnPCabToCounter"]))
-    checkpoint = Path(args.checkpoint).resolve()
-    out = OUT / f"failures-{checkpoint.parent.name}-{checkpoint.name}.json"  # the checkpoint stays read-only
+    out = failures_path(Path(args.checkpoint), tasks)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"per-episode rows: {out}")

@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         return 2
     sft = dataclasses.replace(cfg.sft, data=cfg.data.out, out=cfg.out, image_size=cfg.data.image_size)
     out = train(sft, train_rows, eval_rows, scorer=score,
-                manifest_extra={"grounding": dataclasses.asdict(cfg.data), "train_questions": len(train_rows)})
+                manifest_extra={"grounding": dataclasses.asdict(cfg.data), "train_questions": len(train_rows),
+                                "prompt_order": "instruction-first" if cfg.data.instruction_first else "views-first"})
     model = load_vlm(str(out), sft.image_size)
     result = evaluate(model, Path(cfg.data.out), spread(eval_rows, cfg.eval_questions), sft.image_size, scorer=score)
     wall = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,3 +127,35 @@ def test_the_shipped_grounded_backbone_loads_by_name_and_differs_from_the_random
     b = random.encode(imgs, ["press the coffee machine button"])
     assert a.features.shape == b.features.shape and a.features.shape[-1] == 128
     assert not torch.allclose(a.features, b.features)
+
+
+def test_instruction_first_puts_the_instruction_before_the_views_and_changes_the_image_tokens(backbone):
+    first = load_backbone(dataclasses.replace(CFG, prompt_order="instruction-first"))
+    ids = first.preprocess(views(1), ["xylophone"])["input_ids"][0].tolist()
+    text_id = load_qwen_tokenizer()("xylophone")["input_ids"][0]
+    assert ids.index(text_id) < ids.index(VISION_START_ID) and ids.count(VISION_START_ID) == 3
+    imgs = views(1)
+    a = first.encode(imgs, ["xylophone"])
+    b = backbone.encode(imgs, ["xylophone"])
+    assert a.image_mask.sum() == b.image_mask.sum() == 12
+    # causal LLM: with the instruction first the image tokens see it, so their features change
+    assert not torch.allclose(a.features[a.image_mask], b.features[b.image_mask])
+
+
+def test_a_tiny_directory_sets_its_prompt_order_and_refuses_the_other(tmp_path):
+    from vla.tiny_qwen import MANIFEST
+
+    src = resolve_backbone("tiny-grounded").source
+    copy = tmp_path / "tiny-if"
+    copy.mkdir()
+    for item in Path(src).iterdir():
+        (copy / item.name).write_bytes(item.read_bytes())
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "prompt_order": "instruction-first"}))
+    cfg = dataclasses.replace(get_preset("small").backbone, name_or_path=str(copy))
+    assert load_backbone(cfg).prompt_order == "instruction-first"  # auto: what the manifest says
+    assert load_backbone(dataclasses.replace(cfg, name_or_path=src)).prompt_order == "views-first"  # no entry
+    with pytest.raises(ValueError, match="trained on instruction-first prompts, not views-first"):
+        load_backbone(dataclasses.replace(cfg, prompt_order="views-first"))
+    with pytest.raises(ValueError, match="prompt_order"):
+        BackboneConfig(prompt_order="question-last")

@@ -130,3 +130,12 @@ def test_failures_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert _diagnose_script().main(["failures", "--checkpoint", str(missing), "--task", "PnPCabToCounter"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: checkpoint {missing} does not exist"
+
+
+def test_failure_traces_of_different_tasks_go_to_different_files(tmp_path):
+    script = _diagnose_script()
+    ckpt = tmp_path / "run-a" / "checkpoint-020000"
+    coffee = script.failures_path(ckpt, ["CoffeePressButton"])
+    microwave = script.failures_path(ckpt, ["TurnOffMicrowave"])
+    assert coffee != microwave and coffee.parent == microwave.parent == script.OUT
+    assert "run-a-checkpoint-020000" in coffee.name and coffee.name.endswith("CoffeePressButton.json")

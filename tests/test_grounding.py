@@ -93,6 +93,20 @@ def test_generate_writes_the_published_layout_and_resumes(tmp_path):
         generate(GroundingConfig(out=cfg.out, task="TurnOffMicrowave", episodes=2, workers=1), log=lambda *_: None)
 
 
+def test_instruction_first_prompts_open_with_the_instruction(tmp_path):
+    cfg = GroundingConfig(out=str(tmp_path / "g"), task="TurnOffMicrowave", episodes=1, eval_episodes=0,
+                          image_size=64, frame_stride=25, workers=1, instruction_first=True)
+    generate(cfg, log=lambda *_: None)
+    rows = [json.loads(line) for line in (tmp_path / "g" / "train.jsonl").read_text().splitlines()]
+    instruction = rows[0]["prompt_blocks"][0]["text"]
+    assert "microwave" in instruction.lower()
+    for row in rows:
+        assert [b["type"] for b in row["prompt_blocks"]] == ["text"] + ["image_url"] * 3 + ["text"]
+        assert row["prompt_blocks"][0]["text"] == instruction
+    targets = [row["prompt_blocks"][-1]["text"] for row in rows if row["task"] == "target"]
+    assert targets and all(t.startswith("Point to the object to act on in image") for t in targets)
+
+
 def _sample(tmp_path, answer="(1, 2)", task="point", options=(), image="a.png"):
     (tmp_path / "a.png").write_bytes(b"")
     return VQASample("s1", task, (image_block(image), text_block("where?")), answer, options)

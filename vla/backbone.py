@@ -53,9 +53,10 @@ def _check_qwen3vl_path(name_or_path: str) -> None:
 class QwenVLBackbone(nn.Module):
     """Truncated Qwen3VLModel plus its processor; frozen parts run without autograd."""
 
-    def __init__(self, model, processor, cfg: BackboneConfig):
+    def __init__(self, model, processor, cfg: BackboneConfig, prompt_order: str = "views-first"):
         super().__init__()
         self.cfg = cfg
+        self.prompt_order = prompt_order  # resolved: "views-first" or "instruction-first"
         self.model = model
         self.processor = processor
         self.processor.tokenizer.padding_side = "right"  # real tokens first: features do not depend on batch padding
@@ -112,7 +113,7 @@ class QwenVLBackbone(nn.Module):
             raise ValueError(f"images must be at least 16x16 (one vision patch), got {images.shape[2]}x{images.shape[3]}")
 
     def preprocess(self, images: torch.Tensor, instructions: list[str]) -> dict[str, torch.Tensor]:
-        """Chat-template views (in the given order) then the instruction; returns CPU model inputs."""
+        """Chat-template the views (in the given order) and the instruction, in `prompt_order`; CPU model inputs."""
         if isinstance(instructions, str) or len(instructions) != images.shape[0]:
             raise ValueError(f"instructions must be a list of {images.shape[0]} strings, one per sample")
         batch, views = images.shape[:2]
@@ -121,14 +122,13 @@ class QwenVLBackbone(nn.Module):
         if flat.shape[-2:] != (size, size):
             flat = F.interpolate(flat.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             flat = flat.round().clamp(0, 255).to(torch.uint8)
-        content = [{"type": "image"}] * views
-        texts = [
-            self.processor.apply_chat_template(
-                [{"role": "user", "content": content + [{"type": "text", "text": str(text)}]}],
-                tokenize=False, add_generation_prompt=True,
-            )
-            for text in instructions
-        ]
+        texts = []
+        for text in instructions:
+            content = [{"type": "image"}] * views
+            instruction = [{"type": "text", "text": str(text)}]
+            content = instruction + content if self.prompt_order == "instruction-first" else content + instruction
+            texts.append(self.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                                            add_generation_prompt=True))
         return dict(self.processor(text=texts, images=list(flat.cpu()), padding=True, return_tensors="pt"))
 
     def forward_features(self, inputs: dict[str, torch.Tensor]) -> BackboneOutput:
@@ -165,12 +165,17 @@ def _build_tiny(cfg: BackboneConfig):
 
 
 def _load_tiny_dir(cfg: BackboneConfig):
-    """A trained tiny backbone (compact directory: weights over the seeded embedding), with the tiny processor."""
-    model, _ = load_tiny_dir(cfg.name_or_path, cfg.attn_implementation)
+    """A trained tiny backbone (compact directory: weights over the seeded embedding), with the tiny processor and
+    the prompt order it was trained with."""
+    model, manifest = load_tiny_dir(cfg.name_or_path, cfg.attn_implementation)
     layers = model.config.text_config.num_hidden_layers
     if cfg.select_layer > layers:
         raise ValueError(f"select_layer {cfg.select_layer} exceeds the backbone's {layers} LLM layers")
-    return model, build_processor(cfg.image_size, load_qwen_tokenizer())
+    trained_order = manifest.get("prompt_order", "views-first")
+    if cfg.prompt_order not in ("auto", trained_order):
+        raise ValueError(f"backbone {cfg.name_or_path} was trained on {trained_order} prompts, not "
+                         f"{cfg.prompt_order}: leave --model.backbone.prompt-order at auto")
+    return model, build_processor(cfg.image_size, load_qwen_tokenizer()), trained_order
 
 
 def _load_pretrained(cfg: BackboneConfig, dtype: torch.dtype):
@@ -197,11 +202,12 @@ def _load_pretrained(cfg: BackboneConfig, dtype: torch.dtype):
 def load_backbone(cfg: BackboneConfig, device: torch.device | str = "cpu") -> QwenVLBackbone:
     """Build the tiny backbone or load a Qwen3-VL checkpoint (local dir works offline), cut at cfg.select_layer."""
     dtype = resolve_dtype(cfg.dtype, device)
+    prompt_order = "views-first" if cfg.prompt_order == "auto" else cfg.prompt_order
     if cfg.is_tiny:
         model, processor = _build_tiny(cfg)
     elif is_tiny_dir(cfg.name_or_path):
-        model, processor = _load_tiny_dir(cfg)
+        model, processor, prompt_order = _load_tiny_dir(cfg)
     else:
         model, processor = _load_pretrained(cfg, dtype)
-    backbone = QwenVLBackbone(model, processor, cfg).to(device=device, dtype=dtype)
+    backbone = QwenVLBackbone(model, processor, cfg, prompt_order).to(device=device, dtype=dtype)
     return backbone.train(False)

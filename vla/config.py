@@ -14,6 +14,10 @@ from contract.lookup import check_fields, check_name
 
 TINY_BACKBONE = "tiny"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Where the instruction sits in the backbone's prompt. "views-first" (Qwen3-VL's usual order, GR00T's): the image
+# tokens cannot see the instruction (the LLM is causal). "instruction-first": they can, so they may mark what the
+# instruction names. "auto": what a pretrained tiny backbone was trained with (its manifest), else views-first.
+PROMPT_ORDERS = ("auto", "views-first", "instruction-first")
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,10 @@ class BackboneConfig:
     image_size: int = 224
     seed: int = 0  # tiny backbone weights are a function of this seed only
     attn_implementation: str = "sdpa"
+    prompt_order: str = "auto"  # one of PROMPT_ORDERS
 
     def __post_init__(self):
+        check_name(self.prompt_order, PROMPT_ORDERS, "prompt_order")
         if self.select_layer < 1:
             raise ValueError(f"select_layer must be >= 1, got {self.select_layer}")
         if self.image_size % 32 or self.image_size < 32:

@@ -52,6 +52,10 @@ class GroundingConfig:
     push_prob: float = 0.6  # chance per episode of pushes off the expert's path
     workers: int = 2
     seed: int = SCENE_SEED_OFFSET
+    # Every question's prompt starts with the frame's instruction, then the views, then the question: the prompt a
+    # policy with `prompt_order` "instruction-first" gives the backbone, followed by a question. False: views, then
+    # the question (the target question quotes the instruction itself).
+    instruction_first: bool = False
 
     def __post_init__(self):
         for name in ("episodes", "image_size", "frame_stride", "workers"):
@@ -172,14 +176,18 @@ def _view_phrase(k: int) -> str:
     return f"image {k + 1}"
 
 
-def frame_questions(frame: dict, rng: np.random.Generator, extra: int, size: int) -> list[tuple[str, str, str, dict]]:
-    """(question task, question, answer, meta) for one frame: the target in every view, its offset, and extras."""
+def frame_questions(frame: dict, rng: np.random.Generator, extra: int, size: int,
+                    instruction_first: bool = False) -> list[tuple[str, str, str, dict]]:
+    """(question task, question, answer, meta) for one frame: the target in every view, its offset, and extras.
+    With instruction_first the prompt already opens with the instruction, so the target question does not quote it."""
     marks, target = frame["landmarks"], frame["target"]
 
     def point(name: str, k: int, kind: str) -> tuple[str, str, str, dict]:
         view = marks[name]["views"][CAMERA_NAMES[k]]
         answer = pixel_answer(view["uv"], size) if view["visible"] else NOT_VISIBLE
-        if kind == "target":
+        if kind == "target" and instruction_first:
+            question = f"Point to the object to act on in {_view_phrase(k)}."
+        elif kind == "target":
             question = f"Task: {frame['instruction']}. Point to the object to act on in {_view_phrase(k)}."
         else:
             question = f"Point to the {name} in {_view_phrase(k)}."
@@ -221,12 +229,15 @@ def write_episode(result: dict, root: Path, writer: SplitWriter, split: str, cfg
         for url, cam in zip(urls, CAMERA_NAMES):
             if not (root / url).exists():
                 _save_png(root / url, frame["images"][cam])
+        views = tuple(image_block(u) for u in urls)
+        if cfg.instruction_first:
+            views = (text_block(frame["instruction"]),) + views
         for q, (kind, question, answer, meta) in enumerate(frame_questions(frame, rng, cfg.extra_questions,
-                                                                           cfg.image_size)):
+                                                                           cfg.image_size, cfg.instruction_first)):
             sample_id = f"{task}-s{seed}-t{frame['t']:03d}-q{q}"
             if sample_id in existing:
                 continue
-            blocks = tuple(image_block(u) for u in urls) + (text_block(question),)
+            blocks = views + (text_block(question),)
             writer.write(VQASample(sample_id, kind, blocks, answer,
                                    meta={"scene_task": task, "seed": seed, "t": frame["t"], **meta}))
             rows += 1

@@ -12,7 +12,7 @@ from vla.config import BackboneConfig
 from vla.tiny_qwen import load_tiny_dir
 from vla.vqa.format import read_split
 from vla.vqa.grounding import GroundingConfig, generate, score
-from vla.vqa.sft import SFTConfig, answer_labels, encode, evaluate, load_images, load_vlm, train
+from vla.vqa.sft import SFTConfig, answer_labels, encode, evaluate, load_images, load_vlm, spread, train
 
 SIZE = 64
 
@@ -82,3 +82,18 @@ def test_a_damaged_compact_backbone_is_one_line(grounding, tmp_path):
 def test_config_rejects_nonsense():
     with pytest.raises(ValueError, match="--steps must be >= 1"):
         dataclasses.replace(SFTConfig(), steps=0)
+
+
+def test_spread_draws_every_question_type_even_when_the_list_repeats_with_a_period():
+    # 6 questions per frame (3 target, 1 offset, 2 point), 1,226 frames: a stride of len // 300 = 24 would pick
+    # the first question of every 4th frame only
+    from vla.vqa.format import VQASample, text_block
+
+    kinds = ["target", "target", "target", "offset", "point", "point"]
+    rows = [VQASample(f"f{f}-q{q}", kind, (text_block("?"),), "x") for f in range(1226) for q, kind in enumerate(kinds)]
+    picked = spread(rows, 300)
+    assert len(picked) == len({r.sample_id for r in picked}) == 300
+    share = {k: sum(r.task == k for r in picked) / 300 for k in set(kinds)}
+    assert 0.4 < share["target"] < 0.6 and 0.1 < share["offset"] < 0.25 and 0.25 < share["point"] < 0.42
+    assert [r.sample_id for r in spread(rows, 300)] == [r.sample_id for r in picked]  # the same draw every call
+    assert spread(rows[:10], 300) == rows[:10] and spread(rows, 0) == []

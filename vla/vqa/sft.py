@@ -270,10 +270,16 @@ class EvalResult:
 
 
 def spread(samples: list[VQASample], count: int) -> list[VQASample]:
-    """Up to `count` samples taken evenly across the list (so every question type and scene is represented)."""
+    """Up to `count` samples drawn across the list, the same draw every call (so every question type and scene is
+    represented in proportion). Not a fixed stride: a stride that is a multiple of the questions per frame picks
+    one question type only (it did: 7,356 rows and 6 questions per frame gave stride 24, every pick a target
+    question about image 1)."""
     if count <= 0:
         return []
-    return samples[:: max(1, len(samples) // count)][:count]
+    if count >= len(samples):
+        return list(samples)
+    picks = np.sort(np.random.default_rng(0).choice(len(samples), size=count, replace=False))
+    return [samples[i] for i in picks]
 
 
 def evaluate(model: VLM, root: Path, samples: list[VQASample], size: int, batch_size: int = 32,

@@ -6,7 +6,7 @@ locate the target.
     python scripts/diagnose_policy.py controls --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py failures --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py probe [--backbones tiny-grounded,tiny] [--image-sizes 128,192,256] [--layers 4]
-                                            [--tokens image,text]
+                                            [--tokens image,text,point]
 
 memorize  one scripted demo, trained without augmentation until it is memorized, then replayed in closed loop on
           its own scene (`rollout.py --demo-seeds`); also its open-loop action error. Fails: the control loop,
@@ -27,6 +27,8 @@ probe     do a frozen backbone's features say where the task's target is? Ridge 
           (vla/feature_probe.py). Cheap (minutes): compares backbones, image sizes and layers before a training.
           `--tokens text` reads the tokens after the views instead, the only ones that see the instruction (the
           LLM is causal and the views come first): it matters where the instruction names one of several objects.
+          `--tokens point` reads what the backbone says when asked: its decoded answer to the grounding question
+          "point to the object to act on" in each view (not an input the head gets).
 Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-features`).
 """
 
@@ -240,7 +242,9 @@ def feature_probe(args, extra: list[str]) -> int:
     from checkpoints.backbones import resolve_backbone
     from vla.backbone import load_backbone
     from vla.config import BackboneConfig
-    from vla.feature_probe import TOKEN_KINDS, ProbeConfig, pixel_features, probe, record_frames, token_features
+    from vla.feature_probe import (TOKEN_KINDS, ProbeConfig, pixel_features, pointing_features, probe, record_frames,
+                                   token_features)
+    from vla.vqa.sft import load_vlm
     from vla.train.preflight import backbone_dims
 
     cfg = ProbeConfig(tasks=tuple(resolve_tasks(args.task)), episodes=args.episodes, frame_stride=args.frame_stride,
@@ -272,9 +276,15 @@ def feature_probe(args, extra: list[str]) -> int:
         rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets)
     for label, config in configs.items():
         backbone = load_backbone(config)
+        vlm = load_vlm(config.name_or_path, config.image_size) if "point" in token_kinds else None
+        instruction_first = backbone.prompt_order == "instruction-first"
         for task, episodes in tqdm(frames.items(), desc=label, unit="task"):
             for kind in token_kinds:
-                features = [token_features(backbone, e["images"], e["instruction"], kind) for e in episodes]
+                if kind == "point":  # the whole model's answer: the same for every --layers
+                    features = [pointing_features(vlm, e["images"], e["instruction"], instruction_first,
+                                                  config.image_size) for e in episodes]
+                else:
+                    features = [token_features(backbone, e["images"], e["instruction"], kind) for e in episodes]
                 rows[task][f"{label} {kind}"] = probe(features, [e["target_cm"] for e in episodes])
     print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the "
           f"scored episodes), fit on the first N of the fit episodes; {cfg.episodes} per task split 60/20/20:")
@@ -324,7 +334,8 @@ def main(argv=None) -> int:
     p.add_argument("--image-sizes", default="128", help="comma-separated backbone input sizes (multiples of 32)")
     p.add_argument("--layers", default="4", help="comma-separated select_layer values")
     p.add_argument("--tokens", default="image", help="comma-separated: image (every image token), text (the tokens "
-                   "after the views, which can read the instruction: mean-pooled, then the last)")
+                   "after the views, which can read the instruction: mean-pooled, then the last), point (the "
+                   "backbone's decoded answer to 'point to the object to act on' in each view)")
     p.add_argument("--task", default="all")
     p.add_argument("--episodes", type=int, default=40, help="expert episodes per task")
     p.add_argument("--frame-stride", type=int, default=8)

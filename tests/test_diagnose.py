@@ -117,7 +117,7 @@ def test_memorized_demo_replays_to_success_in_closed_loop(monkeypatch, tmp_path)
     (["--layers", "9"], "--layers 9: backbone 'tiny-grounded' has 4 LLM layers; choose 1..4"),
     (["--image-sizes", "100"], "image_size must be a positive multiple of 32"),
     (["--episodes", "3"], "episodes must be >= 5 per task"),
-    (["--tokens", "image,all"], "--tokens all: choose from image,text"),
+    (["--tokens", "image,all"], "--tokens all: choose from image,text,point"),
 ])
 def test_probe_refuses_bad_settings_in_one_line_before_simulating(flags, message, capsys):
     assert _diagnose_script().main(["probe", *flags]) == 2

@@ -6,7 +6,8 @@ import pytest
 
 from vla.backbone import load_backbone
 from vla.config import BackboneConfig
-from vla.feature_probe import ProbeConfig, pixel_features, probe, record_episode, split_episodes, token_features
+from vla.feature_probe import (ProbeConfig, pixel_features, pointing_features, probe, record_episode, split_episodes,
+                               token_features)
 
 
 def _episodes(rng, signal: bool, n=20, frames=15, dims=40):
@@ -62,6 +63,21 @@ def test_recorded_episode_has_the_button_fixed_in_the_base_frame_and_one_row_per
     other = token_features(backbone, episode["images"], "open the microwave", tokens="text")
     assert np.abs(text - other).max() > 1e-3
     assert np.allclose(token_features(backbone, episode["images"], "open the microwave"), features, atol=1e-5)
-    with pytest.raises(ValueError, match="tokens must be one of"):
+    with pytest.raises(ValueError, match="tokens must be 'image' or 'text'"):
         token_features(backbone, episode["images"], episode["instruction"], tokens="all")
     assert pixel_features(episode["images"]).shape == (frames, 3 * 16 * 16 * 3)
+
+
+def test_pointing_features_are_the_grounded_backbones_own_answers_per_view():
+    from checkpoints.backbones import resolve_backbone
+    from vla.vqa.sft import load_vlm
+
+    episode = record_episode("CoffeePressButton", seed=2_000_001, render_size=128, frame_stride=40)
+    vlm = load_vlm(resolve_backbone("tiny-grounded").source, 128)
+    points = pointing_features(vlm, episode["images"], episode["instruction"], instruction_first=False, size=128)
+    assert points.shape == (len(episode["images"]), 3 * 3)  # (u, v, visible) per view
+    per_view = points.reshape(-1, 3, 3)
+    assert set(np.unique(per_view[..., 2])) <= {0.0, 1.0} and per_view[..., 2].sum() > 0  # it answers with points
+    assert per_view[..., :2].min() >= 0 and per_view[..., :2].max() < 1
+    hidden = per_view[..., 2] == 0
+    assert np.all(per_view[hidden][:, :2] == 0.5)

@@ -28,7 +28,9 @@ from contract.embodiments import CAMERA_NAMES, STATE_KEY, TASK_KEY
 SPLIT = (0.6, 0.2)  # fit, choose the ridge strength; the rest is scored
 RIDGE_STRENGTHS = tuple(10.0 ** np.arange(-2, 6))  # times the number of features (the features are standardized)
 PIXEL_SIZE = 16
-TOKEN_KINDS = ("image", "text")  # which of the tokens the head receives a probe reads
+# What a probe reads: "image" and "text" are tokens the head receives; "point" is the backbone's own decoded answer
+# to the grounding question "point to the object to act on" in each view (what it can say, not what the head gets).
+TOKEN_KINDS = ("image", "text", "point")
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,8 @@ def token_features(backbone, images: np.ndarray, instruction: str, tokens: str =
     these cannot know which object the instruction names. tokens="text": the tokens after the last image token (the
     instruction and the chat template's tail, which attend to the views and the instruction), mean-pooled, then the
     sequence's last token."""
-    if tokens not in TOKEN_KINDS:
-        raise ValueError(f"tokens must be one of {TOKEN_KINDS}, got {tokens!r}")
+    if tokens not in ("image", "text"):
+        raise ValueError(f"tokens must be 'image' or 'text' (read 'point' with pointing_features), got {tokens!r}")
     rows = []
     for start in range(0, len(images), batch_size):
         chunk = torch.from_numpy(images[start:start + batch_size])
@@ -115,6 +117,37 @@ def token_features(backbone, images: np.ndarray, instruction: str, tokens: str =
             picked = torch.cat([text.mean(1), text[:, -1]], dim=-1)
         rows.append(picked.float().numpy())
     return np.concatenate(rows)
+
+
+@torch.no_grad()
+def pointing_features(vlm, images: np.ndarray, instruction: str, instruction_first: bool, size: int,
+                      batch_size: int = 32) -> np.ndarray:
+    """(F, V, H, W, 3) uint8 frames -> per frame the backbone's greedy answer to "point to the object to act on in
+    image k" for each view k, as (u, v, visible) per view: u, v on 0..1, and 0.5, 0.5, 0 when it answers anything
+    but a point. The question is the grounding pretraining's own (vla/vqa/grounding.py), in the prompt order the
+    backbone was pretrained with."""
+    from vla.vqa.format import VQASample
+    from vla.vqa.grounding import parse_point, prompt_blocks, target_question
+    from vla.vqa.sft import generate_answers
+
+    frames, views = images.shape[:2]
+    flat = torch.from_numpy(images).reshape(-1, *images.shape[2:]).permute(0, 3, 1, 2).float()
+    small = F.interpolate(flat, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    small = small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(frames, views, size, size, 3)
+    urls = [f"view{k}.png" for k in range(views)]  # placeholders: the images are passed in memory
+    opening = instruction if instruction_first else None
+    jobs = [(f, k) for f in range(frames) for k in range(views)]
+    out = np.tile(np.array([0.5, 0.5, 0.0], np.float32), (frames, views, 1))
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        samples = [VQASample(f"probe-{f}-{k}", "target", prompt_blocks(urls, target_question(instruction, k,
+                             instruction_first), opening), "") for f, k in chunk]
+        answers = generate_answers(vlm, samples, [list(small[f].numpy()) for f, _ in chunk])
+        for (f, k), answer in zip(chunk, answers):
+            point = parse_point(answer)
+            if point is not None:
+                out[f, k] = (point[0] / 1000.0, point[1] / 1000.0, 1.0)
+    return out.reshape(frames, -1)
 
 
 def pixel_features(images: np.ndarray) -> np.ndarray:

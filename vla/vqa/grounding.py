@@ -176,6 +176,19 @@ def _view_phrase(k: int) -> str:
     return f"image {k + 1}"
 
 
+def target_question(instruction: str, k: int, instruction_first: bool) -> str:
+    """Where is the task's target in view k? With instruction_first the prompt already opens with the instruction."""
+    if instruction_first:
+        return f"Point to the object to act on in {_view_phrase(k)}."
+    return f"Task: {instruction}. Point to the object to act on in {_view_phrase(k)}."
+
+
+def prompt_blocks(urls: list[str], question: str, instruction: str | None = None) -> tuple[dict, ...]:
+    """The views, then the question; an instruction, when given, opens the prompt (instruction-first)."""
+    opening = (text_block(instruction),) if instruction is not None else ()
+    return opening + tuple(image_block(u) for u in urls) + (text_block(question),)
+
+
 def frame_questions(frame: dict, rng: np.random.Generator, extra: int, size: int,
                     instruction_first: bool = False) -> list[tuple[str, str, str, dict]]:
     """(question task, question, answer, meta) for one frame: the target in every view, its offset, and extras.
@@ -185,10 +198,8 @@ def frame_questions(frame: dict, rng: np.random.Generator, extra: int, size: int
     def point(name: str, k: int, kind: str) -> tuple[str, str, str, dict]:
         view = marks[name]["views"][CAMERA_NAMES[k]]
         answer = pixel_answer(view["uv"], size) if view["visible"] else NOT_VISIBLE
-        if kind == "target" and instruction_first:
-            question = f"Point to the object to act on in {_view_phrase(k)}."
-        elif kind == "target":
-            question = f"Task: {frame['instruction']}. Point to the object to act on in {_view_phrase(k)}."
+        if kind == "target":
+            question = target_question(frame["instruction"], k, instruction_first)
         else:
             question = f"Point to the {name} in {_view_phrase(k)}."
         return kind, question, answer, {"landmark": name, "view": CAMERA_NAMES[k], "uv": view["uv"],
@@ -229,15 +240,13 @@ def write_episode(result: dict, root: Path, writer: SplitWriter, split: str, cfg
         for url, cam in zip(urls, CAMERA_NAMES):
             if not (root / url).exists():
                 _save_png(root / url, frame["images"][cam])
-        views = tuple(image_block(u) for u in urls)
-        if cfg.instruction_first:
-            views = (text_block(frame["instruction"]),) + views
+        opening = frame["instruction"] if cfg.instruction_first else None
         for q, (kind, question, answer, meta) in enumerate(frame_questions(frame, rng, cfg.extra_questions,
                                                                            cfg.image_size, cfg.instruction_first)):
             sample_id = f"{task}-s{seed}-t{frame['t']:03d}-q{q}"
             if sample_id in existing:
                 continue
-            blocks = views + (text_block(question),)
+            blocks = prompt_blocks(urls, question, opening)
             writer.write(VQASample(sample_id, kind, blocks, answer,
                                    meta={"scene_task": task, "seed": seed, "t": frame["t"], **meta}))
             rows += 1

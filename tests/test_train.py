@@ -247,6 +247,8 @@ def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
     assert "--ema.power must be > 0, got 0.0" in one_line_error(args(dataset, out, "--ema.power", 0), capsys)
     assert "state_dropout must be in [0, 1), got 1.5" in one_line_error(args(dataset, out, "--model.head.state-dropout",
                                                                              1.5), capsys)
+    assert "unknown prompt_order 'question-last'; valid: auto, views-first, instruction-first" in one_line_error(
+        args(dataset, out, "--model.backbone.prompt-order", "question-last"), capsys)
     # zero demos to collect used to pass silently and train on whatever data/demos held
     zero_demos = one_line_error(args(dataset, out, "--collect.episodes", 0), capsys)
     assert "--collect.episodes must be >= 1, got 0" in zero_demos

@@ -99,10 +99,10 @@ def token_features(backbone, images: np.ndarray, instruction: str, tokens: str =
                    batch_size: int = 32) -> np.ndarray:
     """(F, V, H, W, 3) uint8 frames of one episode -> one feature row per frame, from the tokens the head receives.
 
-    tokens="image": every image token, concatenated. The views come before the instruction and the LLM is causal, so
-    these cannot know which object the instruction names. tokens="text": the tokens after the last image token (the
-    instruction and the chat template's tail, which attend to the views and the instruction), mean-pooled, then the
-    sequence's last token."""
+    tokens="image": every image token, concatenated. With the views first (the usual prompt order) and a causal LLM,
+    these cannot know which object the instruction names. tokens="text": the tokens after the last image token (with
+    the views first, the instruction and the chat template's tail, which attend to the views and the instruction),
+    mean-pooled, then the sequence's last token."""
     if tokens not in ("image", "text"):
         raise ValueError(f"tokens must be 'image' or 'text' (read 'point' with pointing_features), got {tokens!r}")
     rows = []

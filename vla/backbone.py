@@ -50,6 +50,14 @@ def _check_qwen3vl_path(name_or_path: str) -> None:
     check_backbone_dir(name_or_path, path)  # weights, tokenizer and processor files, before transformers reads any
 
 
+def resize_views(flat: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 3, H, W) views -> uint8 (N, 3, size, size), bilinear with antialiasing (unchanged if already so)."""
+    if flat.shape[-2:] == (size, size):
+        return flat
+    small = F.interpolate(flat.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return small.round().clamp(0, 255).to(torch.uint8)
+
+
 class QwenVLBackbone(nn.Module):
     """Truncated Qwen3VLModel plus its processor; frozen parts run without autograd."""
 
@@ -117,16 +125,13 @@ class QwenVLBackbone(nn.Module):
         if isinstance(instructions, str) or len(instructions) != images.shape[0]:
             raise ValueError(f"instructions must be a list of {images.shape[0]} strings, one per sample")
         batch, views = images.shape[:2]
-        flat = images.reshape(batch * views, *images.shape[2:]).permute(0, 3, 1, 2)  # (N, 3, H, W)
-        size = self.cfg.image_size
-        if flat.shape[-2:] != (size, size):
-            flat = F.interpolate(flat.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            flat = flat.round().clamp(0, 255).to(torch.uint8)
+        flat = resize_views(images.reshape(batch * views, *images.shape[2:]).permute(0, 3, 1, 2), self.cfg.image_size)
+        view_blocks = [{"type": "image"}] * views
+        instruction_first = self.prompt_order == "instruction-first"
         texts = []
         for text in instructions:
-            content = [{"type": "image"}] * views
             instruction = [{"type": "text", "text": str(text)}]
-            content = instruction + content if self.prompt_order == "instruction-first" else content + instruction
+            content = instruction + view_blocks if instruction_first else view_blocks + instruction
             texts.append(self.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                             add_generation_prompt=True))
         return dict(self.processor(text=texts, images=list(flat.cpu()), padding=True, return_tensors="pt"))

@@ -30,7 +30,8 @@ RIDGE_STRENGTHS = tuple(10.0 ** np.arange(-2, 6))  # times the number of feature
 PIXEL_SIZE = 16
 # What a probe reads: "image" and "text" are tokens the head receives; "point" is the backbone's own decoded answer
 # to the grounding question "point to the object to act on" in each view (what it can say, not what the head gets).
-TOKEN_KINDS = ("image", "text", "point")
+HEAD_TOKEN_KINDS = ("image", "text")
+TOKEN_KINDS = HEAD_TOKEN_KINDS + ("point",)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def token_features(backbone, images: np.ndarray, instruction: str, tokens: str =
     these cannot know which object the instruction names. tokens="text": the tokens after the last image token (with
     the views first, the instruction and the chat template's tail, which attend to the views and the instruction),
     mean-pooled, then the sequence's last token."""
-    if tokens not in ("image", "text"):
+    if tokens not in HEAD_TOKEN_KINDS:
         raise ValueError(f"tokens must be 'image' or 'text' (read 'point' with pointing_features), got {tokens!r}")
     rows = []
     for start in range(0, len(images), batch_size):
@@ -126,14 +127,14 @@ def pointing_features(vlm, images: np.ndarray, instruction: str, instruction_fir
     image k" for each view k, as (u, v, visible) per view: u, v on 0..1, and 0.5, 0.5, 0 when it answers anything
     but a point. The question is the grounding pretraining's own (vla/vqa/grounding.py), in the prompt order the
     backbone was pretrained with."""
+    from vla.backbone import resize_views
     from vla.vqa.format import VQASample
     from vla.vqa.grounding import parse_point, prompt_blocks, target_question
     from vla.vqa.sft import generate_answers
 
     frames, views = images.shape[:2]
-    flat = torch.from_numpy(images).reshape(-1, *images.shape[2:]).permute(0, 3, 1, 2).float()
-    small = F.interpolate(flat, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    small = small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(frames, views, size, size, 3)
+    flat = torch.from_numpy(images).reshape(-1, *images.shape[2:]).permute(0, 3, 1, 2)
+    small = resize_views(flat, size).permute(0, 2, 3, 1).reshape(frames, views, size, size, 3)
     urls = [f"view{k}.png" for k in range(views)]  # placeholders: the images are passed in memory
     opening = instruction if instruction_first else None
     jobs = [(f, k) for f in range(frames) for k in range(views)]

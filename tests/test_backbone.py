@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -142,16 +143,20 @@ def test_instruction_first_puts_the_instruction_before_the_views_and_changes_the
     assert not torch.allclose(a.features[a.image_mask], b.features[b.image_mask])
 
 
-def test_a_tiny_directory_sets_its_prompt_order_and_refuses_the_other(tmp_path):
+def instruction_first_copy(tmp_path: Path) -> Path:
+    """The shipped tiny-grounded directory, copied, its manifest saying it was pretrained instruction-first."""
     from vla.tiny_qwen import MANIFEST
 
-    src = resolve_backbone("tiny-grounded").source
     copy = tmp_path / "tiny-if"
-    copy.mkdir()
-    for item in Path(src).iterdir():
-        (copy / item.name).write_bytes(item.read_bytes())
+    shutil.copytree(resolve_backbone("tiny-grounded").source, copy)
     manifest = json.loads((copy / MANIFEST).read_text())
     (copy / MANIFEST).write_text(json.dumps({**manifest, "prompt_order": "instruction-first"}))
+    return copy
+
+
+def test_a_tiny_directory_sets_its_prompt_order_and_refuses_the_other(tmp_path):
+    src = resolve_backbone("tiny-grounded").source
+    copy = instruction_first_copy(tmp_path)
     cfg = dataclasses.replace(get_preset("small").backbone, name_or_path=str(copy))
     assert load_backbone(cfg).prompt_order == "instruction-first"  # auto: what the manifest says
     assert load_backbone(dataclasses.replace(cfg, name_or_path=src)).prompt_order == "views-first"  # no entry

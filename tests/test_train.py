@@ -21,6 +21,7 @@ from checkpoints import find_latest, load_policy_checkpoint
 from checkpoints.backbones import resolve_backbone
 from checkpoints.format import CheckpointError, list_checkpoints, read_training_state, read_weights
 from contract.spec import ObservationSpec
+from test_backbone import instruction_first_copy
 from test_checkpoint_format import fake_qwen_dir
 from test_data_names import GR00T_ACTION, store_action_as
 from vla.data.schema import SIDECAR_PATH
@@ -249,6 +250,10 @@ def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
                                                                              1.5), capsys)
     assert "unknown prompt_order 'question-last'; valid: auto, views-first, instruction-first" in one_line_error(
         args(dataset, out, "--model.backbone.prompt-order", "question-last"), capsys)
+    mismatch = one_line_error(args(dataset, out, "--backbone", instruction_first_copy(tmp_path),
+                                   "--model.backbone.prompt-order", "views-first"), capsys)
+    assert "was trained on instruction-first prompts, not views-first: leave --model.backbone.prompt-order at auto" \
+        in mismatch
     # zero demos to collect used to pass silently and train on whatever data/demos held
     zero_demos = one_line_error(args(dataset, out, "--collect.episodes", 0), capsys)
     assert "--collect.episodes must be >= 1, got 0" in zero_demos

@@ -13,7 +13,7 @@ from torch import nn
 
 from checkpoints.backbones import check_backbone_dir
 from vla.config import BackboneConfig
-from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir
+from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir, read_manifest
 from vla.tokenizer import build_processor, load_qwen_tokenizer
 
 log = logging.getLogger(__name__)
@@ -170,17 +170,12 @@ def _build_tiny(cfg: BackboneConfig):
 
 
 def _load_tiny_dir(cfg: BackboneConfig):
-    """A trained tiny backbone (compact directory: weights over the seeded embedding), with the tiny processor and
-    the prompt order it was trained with."""
-    model, manifest = load_tiny_dir(cfg.name_or_path, cfg.attn_implementation)
+    """A trained tiny backbone (compact directory: weights over the seeded embedding), with the tiny processor."""
+    model, _ = load_tiny_dir(cfg.name_or_path, cfg.attn_implementation)
     layers = model.config.text_config.num_hidden_layers
     if cfg.select_layer > layers:
         raise ValueError(f"select_layer {cfg.select_layer} exceeds the backbone's {layers} LLM layers")
-    trained_order = manifest.get("prompt_order", "views-first")
-    if cfg.prompt_order not in ("auto", trained_order):
-        raise ValueError(f"backbone {cfg.name_or_path} was trained on {trained_order} prompts, not "
-                         f"{cfg.prompt_order}: leave --model.backbone.prompt-order at auto")
-    return model, build_processor(cfg.image_size, load_qwen_tokenizer()), trained_order
+    return model, build_processor(cfg.image_size, load_qwen_tokenizer())
 
 
 def _load_pretrained(cfg: BackboneConfig, dtype: torch.dtype):
@@ -204,14 +199,26 @@ def _load_pretrained(cfg: BackboneConfig, dtype: torch.dtype):
     return model, processor
 
 
+def resolve_prompt_order(cfg: BackboneConfig) -> str:
+    """"views-first" or "instruction-first": what a tiny backbone directory was pretrained with (its manifest; an
+    explicit other order is refused in one line), else cfg.prompt_order, auto meaning views-first."""
+    if not cfg.is_tiny and is_tiny_dir(cfg.name_or_path):
+        trained = read_manifest(cfg.name_or_path).get("prompt_order", "views-first")
+        if cfg.prompt_order not in ("auto", trained):
+            raise ValueError(f"backbone {cfg.name_or_path} was trained on {trained} prompts, not {cfg.prompt_order}: "
+                             "leave --model.backbone.prompt-order at auto")
+        return trained
+    return "views-first" if cfg.prompt_order == "auto" else cfg.prompt_order
+
+
 def load_backbone(cfg: BackboneConfig, device: torch.device | str = "cpu") -> QwenVLBackbone:
     """Build the tiny backbone or load a Qwen3-VL checkpoint (local dir works offline), cut at cfg.select_layer."""
     dtype = resolve_dtype(cfg.dtype, device)
-    prompt_order = "views-first" if cfg.prompt_order == "auto" else cfg.prompt_order
+    prompt_order = resolve_prompt_order(cfg)
     if cfg.is_tiny:
         model, processor = _build_tiny(cfg)
     elif is_tiny_dir(cfg.name_or_path):
-        model, processor, prompt_order = _load_tiny_dir(cfg)
+        model, processor = _load_tiny_dir(cfg)
     else:
         model, processor = _load_pretrained(cfg, dtype)
     backbone = QwenVLBackbone(model, processor, cfg, prompt_order).to(device=device, dtype=dtype)

@@ -23,6 +23,7 @@ from checkpoints.format import (
     validate_checkpoint,
 )
 from contract.spec import spec_from_checkpoint_config
+from vla.backbone import resolve_prompt_order
 from vla.config import VLAConfig
 from vla.data.dataset import episode_seeds, training_demo_seeds, validate_dataset
 from vla.data.names import dataset_column_orders, reorder_note
@@ -93,9 +94,14 @@ def compose_model_config(preset: str, backbone: BackboneRef, overrides: VLAConfi
         if hidden % head.vl_heads:
             raise TrainSetupError(f"backbone width {hidden} is not divisible by --model.head.vl-heads {head.vl_heads}")
         head = dataclasses.replace(head, backbone_dim=hidden, vl_head_dim=hidden // head.vl_heads)
-    return config.replace(
+    composed = config.replace(
         backbone=dataclasses.replace(config.backbone, name_or_path=backbone.source, select_layer=select), head=head
     )
+    try:
+        resolve_prompt_order(composed.backbone)  # refuses an order the backbone was not pretrained with
+    except ValueError as err:
+        raise TrainSetupError(str(err)) from None
+    return composed
 
 
 def default_run_name(cfg: TrainConfig, dataset: Path) -> str:

@@ -97,3 +97,21 @@ def test_spread_draws_every_question_type_even_when_the_list_repeats_with_a_peri
     assert 0.4 < share["target"] < 0.6 and 0.1 < share["offset"] < 0.25 and 0.25 < share["point"] < 0.42
     assert [r.sample_id for r in spread(rows, 300)] == [r.sample_id for r in picked]  # the same draw every call
     assert spread(rows[:10], 300) == rows[:10] and spread(rows, 0) == []
+
+
+def test_tasks_picks_the_question_types_trained_and_refuses_a_type_the_data_lacks(grounding, tmp_path):
+    from vla.vqa.sft import select_tasks
+
+    root, train_rows, _ = grounding
+    kinds = sorted({r.task for r in train_rows})
+    assert len(kinds) > 1
+    picked = select_tasks(train_rows, (kinds[0],), "here")
+    assert picked and {r.task for r in picked} == {kinds[0]}
+    cfg = SFTConfig(data=str(root), out=str(tmp_path / "x"), steps=1, batch_size=2, image_size=SIZE,
+                    eval_samples=0, num_workers=0, tasks=(kinds[0], "point_correspondence"))
+    with pytest.raises(ValueError, match=r"^--tasks point_correspondence: no such questions in .* train \(it has: "):
+        train(cfg, train_rows, [], log=lambda *_: None)
+    lines = []
+    out = train(dataclasses.replace(cfg, tasks=(kinds[0],)), train_rows, [], log=lines.append)
+    assert f"--tasks {kinds[0]}: training on {len(picked)} of {len(train_rows)} questions" in lines
+    assert json.loads((out / "tiny_backbone.json").read_text())["config"]["tasks"] == [kinds[0]]

@@ -324,6 +324,15 @@ def set_trainable(model: VLM, cfg: SFTConfig) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def select_tasks(samples: list[VQASample], tasks: tuple[str, ...], where: str) -> list[VQASample]:
+    """The samples of the named question types; a type the samples do not have is refused in one line."""
+    present = sorted({s.task for s in samples})
+    missing = [t for t in tasks if t not in present]
+    if missing:
+        raise ValueError(f"--tasks {','.join(missing)}: no such questions in {where} (it has: {', '.join(present)})")
+    return [s for s in samples if s.task in tasks]
+
+
 def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQASample], log=print,
           scorer=None, manifest_extra: dict | None = None, trainable=None, finalize=None) -> Path:
     """Fine-tune and write the result to cfg.out (compact tiny directory or a Qwen3-VL directory).
@@ -333,6 +342,11 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
     """
     if not train_samples:
         raise ValueError(f"{cfg.data}: no training samples")
+    if cfg.tasks is not None:
+        total = len(train_samples)
+        train_samples = select_tasks(train_samples, cfg.tasks, f"{cfg.data} train")
+        eval_samples = [s for s in eval_samples if s.task in cfg.tasks]
+        log(f"--tasks {','.join(cfg.tasks)}: training on {len(train_samples)} of {total} questions")
     torch.manual_seed(cfg.seed)
     if cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)

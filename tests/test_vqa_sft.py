@@ -82,6 +82,8 @@ def test_a_damaged_compact_backbone_is_one_line(grounding, tmp_path):
 def test_config_rejects_nonsense():
     with pytest.raises(ValueError, match="--steps must be >= 1"):
         dataclasses.replace(SFTConfig(), steps=0)
+    with pytest.raises(ValueError, match="--tasks is empty"):
+        dataclasses.replace(SFTConfig(), tasks=())
 
 
 def test_spread_draws_every_question_type_even_when_the_list_repeats_with_a_period():

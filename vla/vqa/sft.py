@@ -63,6 +63,8 @@ class SFTConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("--tasks is empty; name question types (comma-separated) or leave it out for all")
 
 
 # ----- the model -----

@@ -32,6 +32,7 @@ from vla.train.cli import main, parse_args
 from vla.train.logger import read_metrics
 from vla.train.config import CollectConfig
 from vla.train.preflight import _demos_short, compose_model_config, learning_warning, plan_run
+from vla.train.sampling import StepBatchSampler
 from vla.train import workspace as workspace_module
 from vla.train.workspace import Workspace, attention_kernel
 
@@ -187,6 +188,27 @@ def test_the_same_demos_stored_in_another_order_train_the_same_run(dataset, tmp_
     assert sorted(a) == sorted(b) == list(range(1, 7))
     for step in a:
         assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), step
+
+
+def test_balance_tasks_draws_every_task_equally_often(tmp_path, monkeypatch, capsys):
+    # Episodes of unequal length (20, 40, 60 frames): in proportion to frames the third task would get half the draws.
+    uneven = tmp_path / "uneven"
+    with DatasetWriter(uneven, ObservationSpec(image_size=64), source="synthetic") as writer:
+        for i in range(3):
+            writer.add_episode(synthetic_episode(20 * (i + 1), seed=i, image_size=64, task_name=TASKS[i]))
+    samplers = []
+    monkeypatch.setattr(workspace_module, "StepBatchSampler",
+                        lambda *a, **kw: samplers.append(StepBatchSampler(*a, **kw)) or samplers[-1])
+    train(args(uneven, tmp_path / "run", "--steps", 2, "--cache-features", "--cache-dir", tmp_path / "cache",
+               "--data.balance-tasks", "true"))
+    sampler = samplers[-1]
+    drawn = [sampler.groups[i] for step in range(sampler.steps_per_epoch) for i, _ in sampler.batch_at(step)]
+    assert sorted(np.unique(sampler.groups, return_counts=True)[1]) == [20, 40, 60]  # one label per sample
+    assert {drawn.count(task) for task in TASKS} == {40}  # 120 draws per epoch, a third each
+    # Resuming with the other setting would draw other batches than the run that never stopped: refused.
+    err = one_line_error(args(uneven, tmp_path / "run", "--steps", 4, "--cache-features", "--cache-dir",
+                              tmp_path / "cache"), capsys)
+    assert "it was trained with --data.balance-tasks; resume with the same setting" in err
 
 
 def test_a_run_that_builds_the_feature_cache_trains_like_one_that_finds_it(dataset, tmp_path):

@@ -1,11 +1,13 @@
 """Data order and learning-rate schedule: pure functions of the step, so a resumed run sees the same batches."""
 
+from collections import Counter
 from itertools import islice
 
+import numpy as np
 import pytest
 import torch
 
-from vla.train.sampling import SeededSamples, StepBatchSampler
+from vla.train.sampling import SeededSamples, StepBatchSampler, balanced_epoch
 from vla.train.schedule import lr_factor
 
 
@@ -26,6 +28,28 @@ def test_every_epoch_is_a_permutation_and_ranks_split_each_global_batch():
 def test_too_small_a_dataset_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than one global batch"):
         StepBatchSampler(3, 4, seed=0)
+
+
+GROUPS = np.array(["short"] * 10 + ["middle"] * 30 + ["long"] * 60)
+
+
+def test_a_balanced_epoch_gives_every_group_the_same_share():
+    order = balanced_epoch(GROUPS, seed=0, epoch=0)
+    assert len(order) == 99 and Counter(GROUPS[order]) == {"short": 33, "middle": 33, "long": 33}
+    # A small group repeats whole shuffled passes (each sample 3 or 4 times); a large one never repeats a sample.
+    assert set(Counter(order[GROUPS[order] == "short"]).values()) == {3, 4}
+    assert len(set(order[GROUPS[order] == "long"])) == 33
+    assert not np.array_equal(order, balanced_epoch(GROUPS, seed=0, epoch=1))
+
+
+def test_a_balanced_sampler_resumes_at_step_k_with_the_same_batches():
+    full = list(islice(iter(StepBatchSampler(100, 4, seed=3, groups=GROUPS)), 60))
+    resumed = list(islice(iter(StepBatchSampler(100, 4, seed=3, start_step=37, groups=GROUPS)), 23))
+    assert resumed == full[37:]
+    drawn = Counter(GROUPS[i] for batch in full[:24] for i, _ in batch)  # one epoch: 24 steps x 4, its tail of 3 left
+    assert set(drawn) == {"short", "middle", "long"} and all(30 <= n <= 33 for n in drawn.values())
+    with pytest.raises(ValueError, match="groups has 99 labels for 100 samples"):
+        StepBatchSampler(100, 4, seed=0, groups=GROUPS[:99])
 
 
 def test_augmentation_seed_is_per_sample_and_leaves_the_global_rng_alone():

@@ -149,6 +149,13 @@ def training_demo_seeds(root: str | Path, tasks=None, per_task: int = 0) -> dict
     return episode_seeds(root, select_episodes(root, info, tasks, per_task))
 
 
+def sample_task_names(root: str | Path, episode_index: np.ndarray) -> np.ndarray:
+    """The task name of every sample, from its episode (for drawing each task equally often)."""
+    root = Path(root)
+    names = _episode_task_names(root, json.loads((root / "meta" / "info.json").read_text()))
+    return np.array([names[int(e)] for e in episode_index])
+
+
 def canonical_order(root: str | Path, episode_index: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
     """Sample positions sorted by (task, simulator seed, frame): the order training draws from.
 
@@ -192,6 +199,9 @@ class DataConfig:
     embodiment: str = "robocasa_panda_omron"
     tasks: tuple[str, ...] | None = None
     episodes_per_task: int = 0  # train on the first N demos of each task (0: all)
+    # Draw every task equally often instead of in proportion to its frames (GR00T's and LeRobot's dataset mixture
+    # weights, all equal): the button tasks' demos are half as long as pick-and-place's.
+    balance_tasks: bool = False
     augment: ImageAugConfig = field(default_factory=ImageAugConfig)
 
 

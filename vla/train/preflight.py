@@ -195,10 +195,14 @@ def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: 
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise TrainSetupError(f"--resume {path}: its model config differs from this run's ({shown})")
-    saved_ema = bool(((saved.get("training") or {}).get("ema") or {}).get("enabled", False))
-    if saved_ema != cfg.ema.enabled:
-        raise TrainSetupError(f"--resume {path}: it was trained {'with' if saved_ema else 'without'} --ema.enabled; "
-                              "resume with the same setting, or start a new run (--run-name)")
+    training = saved.get("training") or {}
+    # Switches that change what a resumed run would compute next (the weights it evaluates, the batches it draws).
+    for flag, was, now in (("--ema.enabled", (training.get("ema") or {}).get("enabled", False), cfg.ema.enabled),
+                           ("--data.balance-tasks", (training.get("data") or {}).get("balance_tasks", False),
+                            cfg.data.balance_tasks)):
+        if bool(was) != now:
+            raise TrainSetupError(f"--resume {path}: it was trained {'with' if was else 'without'} {flag}; "
+                                  "resume with the same setting, or start a new run (--run-name)")
     trained_on = (saved.get("dataset") or {}).get("episode_seeds")
     if cfg.resume == "auto" and trained_on and trained_on != demo_seeds:
         raise TrainSetupError(

@@ -14,29 +14,54 @@ def epoch_permutation(num_samples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_samples)
 
 
+def balanced_epoch(groups: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """One epoch's sample order in which every group (task) fills the same share of the draws.
+
+    The epoch keeps its usual length (all samples, rounded down to a multiple of the number of groups); a group
+    with fewer samples than its share repeats them, each shuffled pass used whole before the next begins, so within
+    a group no sample is drawn twice more often than another; a larger group gives up a different subset each epoch.
+    """
+    rng = np.random.default_rng([seed, epoch, 1])
+    names = np.unique(groups)
+    share = len(groups) // len(names)
+    parts = []
+    for name in names:
+        members = np.flatnonzero(groups == name)
+        passes = -(-share // len(members))
+        parts.append(np.concatenate([rng.permutation(members) for _ in range(passes)])[:share])
+    return rng.permutation(np.concatenate(parts))
+
+
 class StepBatchSampler(torch.utils.data.Sampler):
     """Yields this rank's batches of `(sample index, augmentation seed)` from global step `start_step` onwards.
 
     Every global step takes `batch_size * world_size` samples from the epoch's permutation (the ragged tail of an
     epoch is dropped); rank r takes its contiguous share. The sampler never ends: the training loop counts steps.
+    With `groups` (a label per sample, e.g. its task) each epoch draws every group equally often (balanced_epoch).
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, start_step: int = 0,
-                 world_size: int = 1, rank: int = 0):
+                 world_size: int = 1, rank: int = 0, groups: np.ndarray | None = None):
         self.global_batch = batch_size * world_size
-        if num_samples < self.global_batch:
+        if groups is not None and len(groups) != num_samples:
+            raise ValueError(f"groups has {len(groups)} labels for {num_samples} samples")
+        epoch_len = num_samples if groups is None else num_samples - num_samples % len(np.unique(groups))
+        if epoch_len < self.global_batch:
             raise ValueError(
                 f"dataset has {num_samples} samples, fewer than one global batch ({batch_size} x {world_size}); "
                 f"lower --batch-size or add data"
             )
-        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.num_samples, self.batch_size, self.seed, self.groups = num_samples, batch_size, seed, groups
         self.start_step, self.world_size, self.rank = start_step, world_size, rank
-        self.steps_per_epoch = num_samples // self.global_batch
+        self.steps_per_epoch = epoch_len // self.global_batch
 
     def batch_at(self, step: int) -> list[tuple[int, int]]:
         """This rank's batch of the global step `step`."""
         epoch, within = divmod(step, self.steps_per_epoch)
-        order = epoch_permutation(self.num_samples, self.seed, epoch)
+        if self.groups is None:
+            order = epoch_permutation(self.num_samples, self.seed, epoch)
+        else:
+            order = balanced_epoch(self.groups, self.seed, epoch)
         start = within * self.global_batch + self.rank * self.batch_size
         # Seeds per (step, slot) so augmentation does not depend on which worker or process draws the sample.
         return [(int(order[start + i]), _sample_seed(self.seed, step, self.rank * self.batch_size + i))

@@ -32,7 +32,7 @@ from checkpoints.format import (
     save_checkpoint,
     step_dir_name,
 )
-from vla.data.dataset import TrainingDataset, canonical_order, collate
+from vla.data.dataset import TrainingDataset, canonical_order, collate, sample_task_names
 from vla.data.normalize import Normalizer
 from vla.data.schema import read_spec
 from vla.model import VLA
@@ -144,10 +144,13 @@ class Workspace:
         return collate
 
     def _loader(self, dataset, start_step: int):
-        sampler = StepBatchSampler(len(dataset), self.cfg.batch_size, self.cfg.seed, start_step,
-                                   self.accelerator.num_processes, self.accelerator.process_index)
         # Batches drawn in the dataset's canonical order: the same demos stored in another order train the same run.
         order = canonical_order(self.plan.dataset, *dataset.sample_keys())
+        groups = None
+        if self.cfg.data.balance_tasks:
+            groups = sample_task_names(self.plan.dataset, dataset.sample_keys()[0])[order]
+        sampler = StepBatchSampler(len(dataset), self.cfg.batch_size, self.cfg.seed, start_step,
+                                   self.accelerator.num_processes, self.accelerator.process_index, groups=groups)
         # A private generator: creating the iterator must not draw from the global RNG (resumes must match).
         return torch.utils.data.DataLoader(
             SeededSamples(dataset, order), batch_sampler=sampler, collate_fn=self._collate(),

@@ -199,8 +199,8 @@ class DataConfig:
     embodiment: str = "robocasa_panda_omron"
     tasks: tuple[str, ...] | None = None
     episodes_per_task: int = 0  # train on the first N demos of each task (0: all)
-    # Draw every task equally often instead of in proportion to its frames (GR00T's and LeRobot's dataset mixture
-    # weights, all equal): the button tasks' demos are half as long as pick-and-place's.
+    # Draw every task equally often instead of in proportion to its frames (like the sampling weights of GR00T's
+    # dataset mixture, all equal): the button tasks' demos are half as long as pick-and-place's.
     balance_tasks: bool = False
     augment: ImageAugConfig = field(default_factory=ImageAugConfig)
 

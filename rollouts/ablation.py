@@ -32,9 +32,10 @@ Seeds = Sequence[dict[str, TaskSummary]]  # one side: per training seed, task ->
 
 HEADER = ("task", "A success % [95% CI]", "B success % [95% CI]", "B - A [95% CI]", "episodes", "paper base -> XVR")
 POOLED_HEADER = ("task", "A pooled % [95% CI]", "B pooled % [95% CI]", "B - A pooled [95% CI]", "B - A per seed",
-                 "episodes", "paper base -> XVR")
+                 "B - A over seeds [95% t]", "episodes", "paper base -> XVR")
 POOLED_NOTE = ("The pooled interval counts evaluation noise only, not seed-to-seed variance (how much training seeds "
-               "differ), which is why the per-seed differences are printed beside it.")
+               "differ), which is why the per-seed differences are printed beside it, with a Student-t 95% interval "
+               "for their mean that takes the training seeds as the units (wide with few seeds).")
 
 
 def pool_seeds(seeds: Seeds) -> dict[str, TaskSummary]:
@@ -47,6 +48,20 @@ def per_seed_differences(a: Seeds, b: Seeds, task: str) -> list[float]:
     return [difference_interval(a_seed[task], b_seed[task])[0] for a_seed, b_seed in zip(a, b)]
 
 
+def seed_level_interval(differences: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of the per-seed differences with a Student-t 95% interval (the training seeds as the units); nan where
+    fewer than two seeds have a difference."""
+    from scipy.stats import t  # lazy: only the pooled comparison needs it
+
+    values = [d for d in differences if not math.isnan(d)]
+    if len(values) < 2:
+        return math.nan, math.nan, math.nan
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
 def _cell(s: TaskSummary) -> str:
     if not s.episodes:
         return "n/a"
@@ -54,9 +69,13 @@ def _cell(s: TaskSummary) -> str:
     return f"{100 * s.rate:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def _difference_cell(a: TaskSummary, b: TaskSummary) -> str:
-    d, lo, hi = difference_interval(a, b)
+def _interval_cell(d: float, lo: float, hi: float) -> str:
     return "n/a" if math.isnan(d) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _seed_cells(differences: Sequence[float]) -> tuple[str, str]:
+    """The per-seed differences and the t interval over them."""
+    return _points(differences), _interval_cell(*seed_level_interval(differences))
 
 
 def _points(differences: Sequence[float]) -> str:
@@ -90,11 +109,11 @@ def _rows(a_seeds: Seeds, b_seeds: Seeds) -> list[tuple[str, ...]]:
     a, b = pool_seeds(a_seeds), pool_seeds(b_seeds)
     rows = [POOLED_HEADER if several else HEADER]
     for task in a:
-        seed_cells = (_points(per_seed_differences(a_seeds, b_seeds, task)),) if several else ()
-        rows.append((task, _cell(a[task]), _cell(b[task]), _difference_cell(a[task], b[task]), *seed_cells,
+        seed_cells = _seed_cells(per_seed_differences(a_seeds, b_seeds, task)) if several else ()
+        rows.append((task, _cell(a[task]), _cell(b[task]), _interval_cell(*difference_interval(a[task], b[task])), *seed_cells,
                      f"{a[task].episodes}/{b[task].episodes}", _paper_cell(task)))
     seed_means = [_mean_rate(b_seed) - _mean_rate(a_seed) for a_seed, b_seed in zip(a_seeds, b_seeds)]
-    rows.append(_mean_row(a, b, (_points(seed_means),) if several else ()))
+    rows.append(_mean_row(a, b, _seed_cells(seed_means) if several else ()))
     return rows
 
 

@@ -8,7 +8,14 @@ from types import SimpleNamespace
 import pytest
 
 import rollouts.cli
-from rollouts.ablation import POOLED_NOTE, comparison_table, difference_interval, per_seed_differences, write_comparison
+from rollouts.ablation import (
+    POOLED_NOTE,
+    comparison_table,
+    difference_interval,
+    per_seed_differences,
+    seed_level_interval,
+    write_comparison,
+)
 from rollouts.cli import main, parse_args
 from rollouts.config import compare_sides
 from rollouts.metrics import TaskSummary, pool_summaries, wilson_interval
@@ -52,14 +59,24 @@ def test_pooled_table():
     lines = comparison_table(A_SEEDS, B_SEEDS).splitlines()
     cells = [re.split(r"\s{2,}", line.strip()) for line in lines]
     assert cells[0] == ["task", "A pooled % [95% CI]", "B pooled % [95% CI]", "B - A pooled [95% CI]",
-                        "B - A per seed", "episodes", "paper base -> XVR"]
+                        "B - A per seed", "B - A over seeds [95% t]", "episodes", "paper base -> XVR"]
     assert cells[1] == ["CoffeePressButton", "42.7 [35.0, 50.7]", "45.3 [37.6, 53.3]", "+2.7 [-8.5, +13.7]",
-                        "+4, -6, +10", "150/150", "83.1 -> 89.3 (+6.2)"]
+                        "+4, -6, +10", "+2.7 [-17.4, +22.7]", "150/150", "83.1 -> 89.3 (+6.2)"]
     d, lo, hi = difference_interval(pool_summaries([s["CoffeePressButton"] for s in A_SEEDS]),
                                     pool_summaries([s["CoffeePressButton"] for s in B_SEEDS]))
     assert (round(100 * d, 1), round(100 * lo, 1), round(100 * hi, 1)) == (2.7, -8.5, 13.7)
     assert cells[2][4] == "+20, +14, +26" and cells[3][4] == "+4, +0, +4"
-    assert cells[4] == ["mean", "24.4", "32.9", "+8.4", "+9, +3, +13", "53.3 -> 66.9"]  # per seed: mean over tasks
+    assert cells[4] == ["mean", "24.4", "32.9", "+8.4", "+9, +3, +13", "+8.4 [-4.9, +21.8]", "53.3 -> 66.9"]
+
+
+def test_the_seed_level_interval_takes_the_training_seeds_as_the_units():
+    # Microwave's per-seed differences +20, +14, +26 points: mean 20, sd 6, t(0.975, df 2) = 4.303 from a t table.
+    mean, lo, hi = seed_level_interval([0.20, 0.14, 0.26])
+    half = 4.303 * 0.06 / math.sqrt(3)
+    assert (mean, lo, hi) == pytest.approx((0.20, 0.20 - half, 0.20 + half), abs=1e-4)
+    # Wider than the pooled interval when the seeds disagree; nothing to say with one seed.
+    assert seed_level_interval([0.04, -0.06, 0.10])[1] < -0.17
+    assert all(math.isnan(v) for v in seed_level_interval([0.1, math.nan]))
 
 
 SINGLE_TABLE = "\n".join([  # trailing blanks included: every column is padded to its width
@@ -108,8 +125,8 @@ def test_pooled_report_says_what_the_interval_counts(tmp_path):
     assert f"- {POOLED_NOTE}\n" in text
     assert "not seed-to-seed variance" in POOLED_NOTE
     assert "  - `xvr-s2` (results: `outputs/rollouts/xvr-s2`)" in text
-    assert ("| CoffeePressButton | 42.7 [35.0, 50.7] | 45.3 [37.6, 53.3] | +2.7 [-8.5, +13.7] | +4, -6, +10 | 150/150 |"
-            in text)
+    assert ("| CoffeePressButton | 42.7 [35.0, 50.7] | 45.3 [37.6, 53.3] | +2.7 [-8.5, +13.7] | +4, -6, +10 | "
+            "+2.7 [-17.4, +22.7] | 150/150 |" in text)
 
 
 def test_comma_lists_parse_into_paired_sides():

@@ -110,7 +110,8 @@ def _rows(a_seeds: Seeds, b_seeds: Seeds) -> list[tuple[str, ...]]:
     rows = [POOLED_HEADER if several else HEADER]
     for task in a:
         seed_cells = _seed_cells(per_seed_differences(a_seeds, b_seeds, task)) if several else ()
-        rows.append((task, _cell(a[task]), _cell(b[task]), _interval_cell(*difference_interval(a[task], b[task])), *seed_cells,
+        difference = _interval_cell(*difference_interval(a[task], b[task]))
+        rows.append((task, _cell(a[task]), _cell(b[task]), difference, *seed_cells,
                      f"{a[task].episodes}/{b[task].episodes}", _paper_cell(task)))
     seed_means = [_mean_rate(b_seed) - _mean_rate(a_seed) for a_seed, b_seed in zip(a_seeds, b_seeds)]
     rows.append(_mean_row(a, b, _seed_cells(seed_means) if several else ()))

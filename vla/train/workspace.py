@@ -145,10 +145,9 @@ class Workspace:
 
     def _loader(self, dataset, start_step: int):
         # Batches drawn in the dataset's canonical order: the same demos stored in another order train the same run.
-        order = canonical_order(self.plan.dataset, *dataset.sample_keys())
-        groups = None
-        if self.cfg.data.balance_tasks:
-            groups = sample_task_names(self.plan.dataset, dataset.sample_keys()[0])[order]
+        episode_index, frame_index = dataset.sample_keys()
+        order = canonical_order(self.plan.dataset, episode_index, frame_index)
+        groups = sample_task_names(self.plan.dataset, episode_index)[order] if self.cfg.data.balance_tasks else None
         sampler = StepBatchSampler(len(dataset), self.cfg.batch_size, self.cfg.seed, start_step,
                                    self.accelerator.num_processes, self.accelerator.process_index, groups=groups)
         # A private generator: creating the iterator must not draw from the global RNG (resumes must match).

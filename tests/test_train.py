@@ -167,11 +167,11 @@ def test_with_ema_a_checkpoint_evaluates_the_average_and_resumes_from_the_traine
     assert "moving average" in (result.checkpoint / "README.md").read_text()
     # Resuming a run with the other setting would evaluate or continue from the wrong weights: refused in one line.
     err = one_line_error(args(dataset, tmp_path, "--steps", 8), capsys)
-    assert "it was trained with --ema.enabled; resume with the same setting" in err
+    assert "it was trained with --ema.enabled true; resume with the same setting" in err
     _, plain = train(args(dataset, tmp_path / "plain", "--steps", 2, "--save-every", 2))
     assert "trained_weights.pt" not in read_training_state(plain.checkpoint)
     err = one_line_error(args(dataset, tmp_path / "plain", "--steps", 4, "--ema.enabled", "true"), capsys)
-    assert "it was trained without --ema.enabled" in err
+    assert "it was trained with --ema.enabled false; resume with the same setting" in err
 
 
 @pytest.mark.parametrize("cache", [False, True], ids=["images", "cached-features"])
@@ -208,7 +208,12 @@ def test_balance_tasks_draws_every_task_equally_often(tmp_path, monkeypatch, cap
     # Resuming with the other setting would draw other batches than the run that never stopped: refused.
     err = one_line_error(args(uneven, tmp_path / "run", "--steps", 4, "--cache-features", "--cache-dir",
                               tmp_path / "cache"), capsys)
-    assert "it was trained with --data.balance-tasks; resume with the same setting" in err
+    assert "it was trained with --data.balance-tasks true; resume with the same setting" in err
+    _, plain = train(args(uneven, tmp_path / "plain", "--steps", 2, "--cache-features", "--cache-dir",
+                          tmp_path / "cache"))
+    err = one_line_error(args(uneven, tmp_path / "plain", "--steps", 4, "--cache-features", "--cache-dir",
+                              tmp_path / "cache", "--data.balance-tasks", "true"), capsys)
+    assert "it was trained with --data.balance-tasks false; resume with the same setting" in err
 
 
 def test_a_run_that_builds_the_feature_cache_trains_like_one_that_finds_it(dataset, tmp_path):

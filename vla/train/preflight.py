@@ -201,7 +201,7 @@ def check_resume(cfg: TrainConfig, model: VLAConfig, run_dir: Path, demo_seeds: 
                            ("--data.balance-tasks", (training.get("data") or {}).get("balance_tasks", False),
                             cfg.data.balance_tasks)):
         if bool(was) != now:
-            raise TrainSetupError(f"--resume {path}: it was trained {'with' if was else 'without'} {flag}; "
+            raise TrainSetupError(f"--resume {path}: it was trained with {flag} {str(bool(was)).lower()}; "
                                   "resume with the same setting, or start a new run (--run-name)")
     trained_on = (saved.get("dataset") or {}).get("episode_seeds")
     if cfg.resume == "auto" and trained_on and trained_on != demo_seeds:

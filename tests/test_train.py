@@ -136,7 +136,8 @@ def test_save_pretrained_writes_the_weights_a_training_checkpoint_holds(dataset,
 FAST_STEP = ("--mixed-precision", "bf16", "--attention", "math", "--optim.fused", "true")
 
 
-@pytest.mark.parametrize("speed", [(), FAST_STEP, ("--ema.enabled", "true")], ids=["fp32", "fast-step", "ema"])
+@pytest.mark.parametrize("speed", [(), FAST_STEP, ("--ema.enabled", "true"), ("--compile", "true")],
+                         ids=["fp32", "fast-step", "ema", "compiled"])
 def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path, speed):
     # Uncached, with image augmentation: data order, augmentation, dropout and noise must all resume exactly.
     common = ["--steps", 8, "--save-every", 2, *speed]
@@ -152,6 +153,24 @@ def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path, speed):
     full_weights, resumed_weights = (read_weights(r.checkpoint / "model.safetensors") for r in (full, resumed))
     for name, tensor in full_weights.items():
         assert torch.allclose(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6), name
+
+
+def test_a_compiled_head_trains_like_the_eager_one(dataset, tmp_path):
+    common = ["--steps", 4, "--save-every", 4]
+    eager, _ = train(args(dataset, tmp_path / "eager", *common))
+    compiled, _ = train(args(dataset, tmp_path / "compiled", *common, "--compile", "true"))
+    assert compiled.model.head.dit._compiled_call_impl is not None
+    a, b = losses(eager.plan.run_dir), losses(compiled.plan.run_dir)
+    for step in range(1, 5):
+        assert b[step] == pytest.approx(a[step], rel=1e-4), step
+
+
+def test_compile_without_a_cpp_compiler_warns_and_trains_eager(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(workspace_module.shutil, "which", lambda name: None)
+    workspace, result = train(args(dataset, tmp_path, "--steps", 1, "--compile", "true"))
+    assert result.step == 1 and workspace.model.head.dit._compiled_call_impl is None
+    assert capsys.readouterr().err.count("warning: --compile needs a C++ compiler on CPU") == 1
 
 
 def test_with_ema_a_checkpoint_evaluates_the_average_and_resumes_from_the_trained_weights(dataset, tmp_path, capsys):

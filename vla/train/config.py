@@ -75,6 +75,7 @@ class TrainConfig:
     cache_dir: str = "outputs/feature_cache"
     mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "no", "bf16" (on CPU: where native), "fp16"
     attention: str = "auto"  # scaled-dot-product attention kernel while training: "auto" (torch picks) or "math"
+    compile: bool = False  # torch.compile the head's transformer blocks (on CPU: needs a C++ compiler, e.g. g++)
     tf32: bool = True  # TF32 matmuls on Ampere+ GPUs
     device: str = "auto"  # "auto", "cpu" or "cuda" (under accelerate launch the launcher decides)
     wandb: bool = True  # log to Weights & Biases when it is installed and configured

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -107,6 +109,24 @@ def attention_kernel(choice: str):
     if choice == "math":
         return sdpa_kernel(SDPBackend.MATH)
     return contextlib.nullcontext()
+
+
+def compile_head_blocks(model, cfg: TrainConfig, device: torch.device) -> bool:
+    """With --compile, compile the head's DiT and VL self-attention in place (weights and their names unchanged).
+
+    Only these blocks: the head's own random draws (noise, time, state dropout) stay in eager code. Dynamic shapes from the first step: the cached features' length varies
+    by batch, and a resumed run must run the same kernels as an uninterrupted one (a first static compile would
+    differ). On CPU, inductor builds C++; without a compiler: one warning line and eager training.
+    """
+    if not cfg.compile:
+        return False
+    if device.type == "cpu" and not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")):
+        print("warning: --compile needs a C++ compiler on CPU (apt-get install g++); training without torch.compile",
+              file=sys.stderr)
+        return False
+    model.head.dit.compile(dynamic=True)
+    model.head.vl_self_attention.compile(dynamic=True)
+    return True
 
 
 class Workspace:
@@ -297,6 +317,7 @@ class Workspace:
         if self.is_main:
             remove_stale_temp_dirs(self.plan.run_dir)
         model = self._build_model()
+        compile_head_blocks(model, cfg, acc.device)
         normalizer = Normalizer.from_dataset(self.plan.dataset, cfg.data.embodiment)
         self._backbone_fp = weights_fingerprint(find_backbone(model) or model)
         # The data's cameras, image size and rate with the model's chunk length: what the checkpoint records.

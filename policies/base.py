@@ -27,7 +27,9 @@ class ChunkPolicy(Policy, Protocol):
     The policy owns chunk execution (`chunks`: one action queue per slot). A runner gives each of its envs a slot:
     reset(seed=episode seed, slot=env) when an episode starts there, then select_actions every step. A policy that
     samples (flow matching) draws a row's noise from its slot's stream, restarted from the episode seed, so an
-    episode's actions do not depend on its batch.
+    episode's noise does not depend on its batch. Its arithmetic can, in the last bits (the batch's padding and size
+    change how kernels block their sums), and a closed-loop episode can then diverge: an evaluation repeats itself
+    for the same episodes in the same order, not when they run beside other episodes (README, run XXXIX).
     """
 
     chunk_size: int

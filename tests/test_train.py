@@ -291,6 +291,7 @@ def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
     assert "did you mean 'steps'" in one_line_error(args(dataset, out, "--stesp", 3), capsys)
     assert "--attention must be auto or math; got 'flash'" in one_line_error(args(dataset, out, "--attention",
                                                                                    "flash"), capsys)
+    assert "--compile expects bool; got 'maybe'" in one_line_error(args(dataset, out, "--compile", "maybe"), capsys)
     assert "--ema.power must be > 0, got 0.0" in one_line_error(args(dataset, out, "--ema.power", 0), capsys)
     assert "state_dropout must be in [0, 1), got 1.5" in one_line_error(args(dataset, out, "--model.head.state-dropout",
                                                                              1.5), capsys)

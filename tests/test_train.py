@@ -155,6 +155,7 @@ def test_stop_and_resume_continue_the_same_loss_curve(dataset, tmp_path, speed):
         assert torch.allclose(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6), name
 
 
+@pytest.mark.skipif(not workspace_module.has_cpp_compiler(), reason="torch.compile on CPU needs a C++ compiler")
 def test_a_compiled_head_trains_like_the_eager_one(dataset, tmp_path):
     common = ["--steps", 4, "--save-every", 4]
     eager, _ = train(args(dataset, tmp_path / "eager", *common))

@@ -111,6 +111,11 @@ def attention_kernel(choice: str):
     return contextlib.nullcontext()
 
 
+def has_cpp_compiler() -> bool:
+    """Whether torch.compile can build its CPU kernels here: $CXX, g++ or clang++."""
+    return bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++"))
+
+
 def compile_head_blocks(model, cfg: TrainConfig, device: torch.device) -> bool:
     """With --compile, compile the head's DiT and VL self-attention in place (weights and their names unchanged).
 
@@ -120,7 +125,7 @@ def compile_head_blocks(model, cfg: TrainConfig, device: torch.device) -> bool:
     """
     if not cfg.compile:
         return False
-    if device.type == "cpu" and not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")):
+    if device.type == "cpu" and not has_cpp_compiler():
         print("warning: --compile needs a C++ compiler on CPU (apt-get install g++); training without torch.compile",
               file=sys.stderr)
         return False

@@ -116,22 +116,22 @@ def has_cpp_compiler() -> bool:
     return bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++"))
 
 
-def compile_head_blocks(model, cfg: TrainConfig, device: torch.device) -> bool:
+def compile_head_blocks(model, cfg: TrainConfig, device: torch.device) -> None:
     """With --compile, compile the head's DiT and VL self-attention in place (weights and their names unchanged).
 
-    Only these blocks: the head's own random draws (noise, time, state dropout) stay in eager code. Dynamic shapes from the first step: the cached features' length varies
-    by batch, and a resumed run must run the same kernels as an uninterrupted one (a first static compile would
-    differ). On CPU, inductor builds C++; without a compiler: one warning line and eager training.
+    Only these blocks: the head's own random draws (noise, time, state dropout) stay in eager code. Dynamic shapes
+    from the first step: the cached features' length varies by batch, and a resumed run must run the same kernels as
+    an uninterrupted one (a first static compile would differ). On CPU, inductor builds C++; without a compiler: one
+    warning line and eager training.
     """
     if not cfg.compile:
-        return False
+        return
     if device.type == "cpu" and not has_cpp_compiler():
         print("warning: --compile needs a C++ compiler on CPU (apt-get install g++); training without torch.compile",
               file=sys.stderr)
-        return False
+        return
     model.head.dit.compile(dynamic=True)
     model.head.vl_self_attention.compile(dynamic=True)
-    return True
 
 
 class Workspace:

@@ -121,8 +121,8 @@ def compile_head_blocks(model, cfg: TrainConfig, device: torch.device) -> None:
 
     Only these blocks: the head's own random draws (noise, time, state dropout) stay in eager code. Dynamic shapes
     from the first step: the cached features' length varies by batch, and a resumed run must run the same kernels as
-    an uninterrupted one (a first static compile would differ). On CPU, inductor builds C++; without a compiler: one
-    warning line and eager training.
+    an uninterrupted one (a first static compile could sum otherwise; not measured). On CPU, inductor builds C++;
+    without a compiler: one warning line and eager training.
     """
     if not cfg.compile:
         return

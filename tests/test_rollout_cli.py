@@ -29,6 +29,8 @@ def test_flags_and_compare_pair_parse():
         (["--compare", "a", "b", "c", "--task", "all"], "--compare takes exactly two checkpoints (A B); got 3"),
         (["--task", "all", "--episodes", "5", "6"], "--episodes takes one value; got 2: 5 6"),
         (["--task", "all", "--policy", "robot"], "--policy must be one of vla, expert"),
+        (["--task", "all", "--execute-steps", "0", "--checkpoint", "/nonexistent/ckpt"],
+         "--execute-steps must be >= 1; got 0"),
     ],
 )
 def test_bad_input_is_one_line(argv, message, capsys):

@@ -2,6 +2,7 @@
 
     python scripts/pretrain_backbone.py                                  # data/grounding, then the shipped backbone
     python scripts/pretrain_backbone.py --sft.steps 200 --out outputs/tiny-grounded-smoke --data.episodes 6
+    python scripts/pretrain_backbone.py --sft.vision-depth 4 --sft.vision-width 128 --out <dir>   # a larger tower
 
 Steps: (1) scripted experts play the kitchen tasks on scene seeds no demo or evaluation uses, and questions about
 where the buttons, objects and the gripper are (per camera, and relative to the gripper) are answered from the

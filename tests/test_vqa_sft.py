@@ -79,11 +79,30 @@ def test_a_damaged_compact_backbone_is_one_line(grounding, tmp_path):
         load_tiny_dir(out)
 
 
+def test_a_larger_vision_tower_trains_saves_and_feeds_the_policy_backbone(grounding, tmp_path):
+    root, train_rows, _ = grounding
+    cfg = SFTConfig(data=str(root), out=str(tmp_path / "tiny-g4"), steps=2, batch_size=2, image_size=SIZE,
+                    eval_samples=0, num_workers=0, vision_depth=4, vision_width=96)
+    out = train(cfg, train_rows[:4], [], log=lambda *_: None)
+    model, _ = load_tiny_dir(out)
+    vision = model.config.vision_config
+    assert (vision.depth, vision.hidden_size, vision.deepstack_visual_indexes) == (4, 96, [1, 3])
+    assert len(model.visual.blocks) == 4
+    backbone = load_backbone(BackboneConfig(name_or_path=str(out), select_layer=4, image_size=SIZE))
+    images = torch.from_numpy(np.stack(load_images(root, train_rows[0], SIZE)))[None]
+    features = backbone.encode(images, ["press the button"]).features
+    assert features.shape[-1] == 128 and torch.isfinite(features).all()
+
+
 def test_config_rejects_nonsense():
     with pytest.raises(ValueError, match="--steps must be >= 1"):
         dataclasses.replace(SFTConfig(), steps=0)
     with pytest.raises(ValueError, match="--tasks is empty"):
         dataclasses.replace(SFTConfig(), tasks=())
+    with pytest.raises(ValueError, match="size the seeded tiny backbone's tower; --backbone some/dir brings its own"):
+        dataclasses.replace(SFTConfig(), backbone="some/dir", vision_depth=4)
+    with pytest.raises(ValueError, match=r"--vision-width a multiple of 16 \(4 heads\); got 2, 100"):
+        dataclasses.replace(SFTConfig(), vision_width=100)
 
 
 def test_spread_draws_every_question_type_even_when_the_list_repeats_with_a_period():

@@ -28,8 +28,12 @@ WEIGHTS = "model.safetensors"
 EMBEDDING = "language_model.embed_tokens.weight"
 
 
-def tiny_qwen3vl_config():
-    """A small random-weight Qwen3-VL with the real vocabulary and special-token ids (REFERENCE.md section 4)."""
+def tiny_qwen3vl_config(vision_depth: int = 2, vision_width: int = 64):
+    """A small random-weight Qwen3-VL with the real vocabulary and special-token ids (REFERENCE.md section 4).
+
+    The vision tower is `vision_depth` blocks `vision_width` wide (the default, 2 x 64, is the shipped backbone's);
+    its two deepstack features come from the middle and the last block, as [0, 1] does for two blocks.
+    """
     from transformers import Qwen3VLConfig  # lazy, as below: transformers' model code takes seconds to import
 
     return Qwen3VLConfig(
@@ -39,8 +43,9 @@ def tiny_qwen3vl_config():
             rope_parameters=dict(rope_type="default", rope_theta=5_000_000.0, mrope_section=[8, 4, 4], mrope_interleaved=True),
         ),
         vision_config=dict(
-            depth=2, hidden_size=64, intermediate_size=128, num_heads=4, patch_size=16, temporal_patch_size=2,
-            spatial_merge_size=2, out_hidden_size=128, num_position_embeddings=256, deepstack_visual_indexes=[0, 1],
+            depth=vision_depth, hidden_size=vision_width, intermediate_size=2 * vision_width, num_heads=4,
+            patch_size=16, temporal_patch_size=2, spatial_merge_size=2, out_hidden_size=128, num_position_embeddings=256,
+            deepstack_visual_indexes=[vision_depth // 2 - 1, vision_depth - 1],
         ),
         image_token_id=IMAGE_TOKEN_ID, tie_word_embeddings=True,
     )

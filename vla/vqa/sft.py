@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from checkpoints.backbones import resolve_backbone
+from checkpoints.backbones import TINY, resolve_backbone
 from contract.files import atomic_write_json
-from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir, save_tiny_dir
+from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir, save_tiny_dir, tiny_qwen3vl_config
 from vla.tokenizer import build_processor, load_qwen_tokenizer
 from vla.vqa.format import VQASample
 
@@ -37,6 +37,9 @@ class SFTConfig:
 
     data: str = "data/grounding"
     backbone: str = "tiny"  # "tiny", a compact tiny directory, or a Qwen3-VL directory / hub id
+    # the seeded tiny backbone's vision tower (blocks, width); 2 x 64 is the shipped backbone's, others only with "tiny"
+    vision_depth: int = 2
+    vision_width: int = 64
     out: str = "outputs/sft"
     steps: int = 3000
     batch_size: int = 32
@@ -63,6 +66,12 @@ class SFTConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.vision_depth < 2 or self.vision_width < 16 or self.vision_width % 16:
+            raise ValueError(f"--vision-depth must be >= 2 and --vision-width a multiple of 16 (4 heads); got "
+                             f"{self.vision_depth}, {self.vision_width}")
+        if (self.vision_depth, self.vision_width) != (2, 64) and self.backbone != TINY:
+            raise ValueError(f"--vision-depth / --vision-width size the seeded tiny backbone's tower; --backbone "
+                             f"{self.backbone} brings its own")
         if self.tasks is not None and not self.tasks:
             raise ValueError("--tasks is empty; name question types (comma-separated) or leave it out for all")
 
@@ -116,14 +125,18 @@ class VLM(torch.nn.Module):
         return out
 
 
-def load_vlm(backbone: str, image_size: int, attn_implementation: str = "sdpa") -> VLM:
-    """The tiny model (seeded or a compact directory) or a pretrained Qwen3-VL, ready for fine-tuning."""
+def load_vlm(backbone: str, image_size: int, attn_implementation: str = "sdpa", vision_depth: int = 2,
+             vision_width: int = 64) -> VLM:
+    """The tiny model (seeded, its tower `vision_depth` x `vision_width`, or a compact directory) or a pretrained
+    Qwen3-VL, ready for fine-tuning."""
     ref = resolve_backbone(backbone)
     if ref.is_tiny or is_tiny_dir(ref.source):
         from transformers import Qwen3VLModel  # lazy, as below: transformers' model code takes seconds to import
 
         if ref.is_tiny:
-            trunk, seed, vocab = build_seeded(Qwen3VLModel, 0, attn_implementation=attn_implementation), 0, None
+            config = tiny_qwen3vl_config(vision_depth, vision_width)
+            trunk = build_seeded(Qwen3VLModel, 0, config, attn_implementation=attn_implementation)
+            seed, vocab = 0, None
         else:
             trunk, manifest = load_tiny_dir(ref.source, attn_implementation)
             seed, vocab = int(manifest["seed"]), manifest.get("answer_vocab")
@@ -352,7 +365,7 @@ def train(cfg: SFTConfig, train_samples: list[VQASample], eval_samples: list[VQA
     torch.manual_seed(cfg.seed)
     if cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
-    model = load_vlm(cfg.backbone, cfg.image_size)
+    model = load_vlm(cfg.backbone, cfg.image_size, vision_depth=cfg.vision_depth, vision_width=cfg.vision_width)
     restrict = model.is_tiny if cfg.restrict_vocab is None else cfg.restrict_vocab
     if restrict:
         vocab = set(collect_answer_vocab(model.processor, train_samples + eval_samples))

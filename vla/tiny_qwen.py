@@ -44,8 +44,8 @@ def tiny_qwen3vl_config(vision_depth: int = 2, vision_width: int = 64):
         ),
         vision_config=dict(
             depth=vision_depth, hidden_size=vision_width, intermediate_size=2 * vision_width, num_heads=4,
-            patch_size=16, temporal_patch_size=2, spatial_merge_size=2, out_hidden_size=128, num_position_embeddings=256,
-            deepstack_visual_indexes=[vision_depth // 2 - 1, vision_depth - 1],
+            patch_size=16, temporal_patch_size=2, spatial_merge_size=2, out_hidden_size=128,
+            num_position_embeddings=256, deepstack_visual_indexes=[vision_depth // 2 - 1, vision_depth - 1],
         ),
         image_token_id=IMAGE_TOKEN_ID, tie_word_embeddings=True,
     )

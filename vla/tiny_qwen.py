@@ -26,9 +26,11 @@ from vla.tokenizer import IMAGE_TOKEN_ID, VOCAB_SIZE
 MANIFEST = "tiny_backbone.json"
 WEIGHTS = "model.safetensors"
 EMBEDDING = "language_model.embed_tokens.weight"
+# the shipped tiny backbone's vision tower: blocks, width (other sizes: scripts/pretrain_backbone.py --sft.vision-*)
+VISION_DEPTH, VISION_WIDTH = 2, 64
 
 
-def tiny_qwen3vl_config(vision_depth: int = 2, vision_width: int = 64):
+def tiny_qwen3vl_config(vision_depth: int = VISION_DEPTH, vision_width: int = VISION_WIDTH):
     """A small random-weight Qwen3-VL with the real vocabulary and special-token ids (REFERENCE.md section 4).
 
     The vision tower is `vision_depth` blocks `vision_width` wide (the default, 2 x 64, is the shipped backbone's);

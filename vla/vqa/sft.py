@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from checkpoints.backbones import TINY, resolve_backbone
 from contract.files import atomic_write_json
-from vla.tiny_qwen import build_seeded, is_tiny_dir, load_tiny_dir, save_tiny_dir, tiny_qwen3vl_config
+from vla.tiny_qwen import (VISION_DEPTH, VISION_WIDTH, build_seeded, is_tiny_dir, load_tiny_dir, save_tiny_dir,
+                           tiny_qwen3vl_config)
 from vla.tokenizer import build_processor, load_qwen_tokenizer
 from vla.vqa.format import VQASample
 
@@ -37,9 +38,9 @@ class SFTConfig:
 
     data: str = "data/grounding"
     backbone: str = "tiny"  # "tiny", a compact tiny directory, or a Qwen3-VL directory / hub id
-    # the seeded tiny backbone's vision tower (blocks, width); 2 x 64 is the shipped backbone's, others only with "tiny"
-    vision_depth: int = 2
-    vision_width: int = 64
+    # the seeded tiny backbone's vision tower (blocks, width); the default is the shipped one, others only with "tiny"
+    vision_depth: int = VISION_DEPTH
+    vision_width: int = VISION_WIDTH
     out: str = "outputs/sft"
     steps: int = 3000
     batch_size: int = 32
@@ -69,7 +70,7 @@ class SFTConfig:
         if self.vision_depth < 2 or self.vision_width < 16 or self.vision_width % 16:
             raise ValueError(f"--vision-depth must be >= 2 and --vision-width a multiple of 16 (4 heads); got "
                              f"{self.vision_depth}, {self.vision_width}")
-        if (self.vision_depth, self.vision_width) != (2, 64) and self.backbone != TINY:
+        if (self.vision_depth, self.vision_width) != (VISION_DEPTH, VISION_WIDTH) and self.backbone != TINY:
             raise ValueError(f"--vision-depth / --vision-width size the seeded tiny backbone's tower; --backbone "
                              f"{self.backbone} brings its own")
         if self.tasks is not None and not self.tasks:
@@ -125,8 +126,8 @@ class VLM(torch.nn.Module):
         return out
 
 
-def load_vlm(backbone: str, image_size: int, attn_implementation: str = "sdpa", vision_depth: int = 2,
-             vision_width: int = 64) -> VLM:
+def load_vlm(backbone: str, image_size: int, attn_implementation: str = "sdpa", vision_depth: int = VISION_DEPTH,
+             vision_width: int = VISION_WIDTH) -> VLM:
     """The tiny model (seeded, its tower `vision_depth` x `vision_width`, or a compact directory) or a pretrained
     Qwen3-VL, ready for fine-tuning."""
     ref = resolve_backbone(backbone)

@@ -29,7 +29,7 @@ class ChunkPolicy(Policy, Protocol):
     samples (flow matching) draws a row's noise from its slot's stream, restarted from the episode seed, so an
     episode's noise does not depend on its batch. Its arithmetic can, in the last bits (the batch's padding and size
     change how kernels block their sums), and a closed-loop episode can then diverge: an evaluation repeats itself
-    for the same episodes in the same order, not when they run beside other episodes (README, run XXXIX).
+    for the same episodes in the same order, not when they run beside other episodes (docs/experiments.md, run XXXIX).
     """
 
     chunk_size: int

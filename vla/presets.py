@@ -47,7 +47,7 @@ _TINY_BACKBONE = BackboneConfig(name_or_path=TINY_BACKBONE, select_layer=3, imag
 # against 208 of 450.
 # The head's transformer blocks compiled (torch.compile, dynamic shapes): 16% faster per step, timed interleaved with
 # the eager step on the same batches (100 -> 84 ms), after about 100 s of compiling on a fresh machine.
-# Measurements behind these choices: README, "What the CPU main job learns".
+# Measurements behind these choices: docs/experiments.md (summary: README, "What the CPU main job learns").
 PRESETS: dict[str, Preset] = {
     # Tests: everything small, a few hundred K head parameters.
     "tiny": Preset(

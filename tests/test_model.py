@@ -59,6 +59,23 @@ def test_only_the_head_trains_by_default(model):
     model.eval()
 
 
+
+def test_an_unfrozen_vision_tower_gets_its_own_learning_rate():
+    from vla.train.config import OptimConfig
+    from vla.train.schedule import param_groups
+
+    optim = OptimConfig(lr=1e-3, backbone_lr_scale=0.1)
+    frozen = param_groups(VLA(CONFIG), optim)
+    assert len(frozen) == 1  # the head only; it takes the optimizer's lr
+    tuned_config = dataclasses.replace(CONFIG, backbone=dataclasses.replace(CONFIG.backbone, tune_visual=True))
+    model = VLA(tuned_config)
+    head, tower = param_groups(model, optim)
+    assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()} and "lr" not in head
+    assert {id(p) for p in tower["params"]} == {id(p) for p in model.backbone.model.visual.parameters()}
+    assert tower["lr"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="backbone_lr_scale must be > 0"):
+        OptimConfig(backbone_lr_scale=0)
+
 def test_cached_features_give_the_same_loss_and_chunk(model):
     batch = make_batch()
     out = model.encode_observations(batch["images"], batch["instruction"])

@@ -294,6 +294,8 @@ def test_bad_input_is_one_line_before_training(dataset, tmp_path, capsys):
                                                                                    "flash"), capsys)
     assert "--compile expects bool; got 'maybe'" in one_line_error(args(dataset, out, "--compile", "maybe"), capsys)
     assert "--ema.power must be > 0, got 0.0" in one_line_error(args(dataset, out, "--ema.power", 0), capsys)
+    assert "backbone_lr_scale must be > 0, got -1.0" in one_line_error(args(dataset, out, "--optim.backbone-lr-scale",
+                                                                            -1), capsys)
     assert "state_dropout must be in [0, 1), got 1.5" in one_line_error(args(dataset, out, "--model.head.state-dropout",
                                                                              1.5), capsys)
     assert "unknown prompt_order 'question-last'; valid: auto, views-first, instruction-first" in one_line_error(

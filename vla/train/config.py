@@ -24,10 +24,13 @@ class OptimConfig:
     schedule: str = "cosine"  # "cosine" or "constant" (after warmup)
     grad_clip: float = 1.0  # 0 turns clipping off
     fused: bool = False  # torch's fused AdamW kernel (same update, fewer kernel launches)
+    backbone_lr_scale: float = 1.0  # the unfrozen backbone parts train at lr x this (the head at lr)
 
     def __post_init__(self):
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.backbone_lr_scale <= 0:
+            raise ValueError(f"optim.backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"optim.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.schedule not in ("cosine", "constant"):

@@ -45,7 +45,7 @@ from vla.train.logger import RunLogger, plot_loss
 from vla.train.preflight import Plan
 from vla.train.rng import capture_rng, restore_rng
 from vla.train.sampling import SeededSamples, StepBatchSampler
-from vla.train.schedule import make_scheduler
+from vla.train.schedule import make_scheduler, param_groups
 from vla.weights import backbone_prefixes, find_backbone, weights_fingerprint, weights_to_save
 
 TRAINED_WEIGHTS = "trained_weights.pt"  # in training_state/ when the checkpoint holds the EMA: the weights to resume
@@ -330,7 +330,7 @@ class Workspace:
                                                          action_horizon=self.plan.model.head.action_horizon)
         dataset = self._build_dataset(model, normalizer)
         params = [p for p in model.trainable_parameters()]
-        optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.optim), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                       weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps,
                                       fused=cfg.optim.fused or None)
         scheduler = make_scheduler(optimizer, cfg.steps, cfg.optim.warmup_ratio, cfg.optim.schedule)

@@ -59,7 +59,6 @@ def test_only_the_head_trains_by_default(model):
     model.eval()
 
 
-
 def test_an_unfrozen_vision_tower_gets_its_own_learning_rate():
     from vla.train.config import OptimConfig
     from vla.train.schedule import param_groups
@@ -75,6 +74,7 @@ def test_an_unfrozen_vision_tower_gets_its_own_learning_rate():
     assert tower["lr"] == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="backbone_lr_scale must be > 0"):
         OptimConfig(backbone_lr_scale=0)
+
 
 def test_cached_features_give_the_same_loss_and_chunk(model):
     batch = make_batch()

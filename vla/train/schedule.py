@@ -1,10 +1,12 @@
-"""Learning-rate schedule: linear warmup, then cosine decay to zero (or constant)."""
+"""Learning rates: linear warmup, then cosine decay to zero (or constant); the AdamW parameter groups."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+
+from vla.train.config import OptimConfig
 
 
 def lr_factor(step: int, total_steps: int, warmup_ratio: float, schedule: str = "cosine") -> float:
@@ -26,7 +28,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ra
     )
 
 
-def param_groups(model: torch.nn.Module, optim) -> list[dict]:
+def param_groups(model: torch.nn.Module, optim: OptimConfig) -> list[dict]:
     """The trainable parameters as AdamW groups: the unfrozen backbone parts at lr x `optim.backbone_lr_scale`.
 
     A pretrained part trained with a fresh head usually wants a smaller step than the head (GR00T and openpi fine-tune

@@ -64,11 +64,12 @@ def test_an_unfrozen_vision_tower_gets_its_own_learning_rate():
     from vla.train.schedule import param_groups
 
     optim = OptimConfig(lr=1e-3, backbone_lr_scale=0.1)
-    frozen = param_groups(VLA(CONFIG), optim)
+    frozen_model = VLA(CONFIG)
+    frozen = param_groups(frozen_model.trainable_parameters(), frozen_model.backbone, optim)
     assert len(frozen) == 1  # the head only; it takes the optimizer's lr
     tuned_config = dataclasses.replace(CONFIG, backbone=dataclasses.replace(CONFIG.backbone, tune_visual=True))
     model = VLA(tuned_config)
-    head, tower = param_groups(model, optim)
+    head, tower = param_groups(model.trainable_parameters(), model.backbone, optim)
     assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()} and "lr" not in head
     assert {id(p) for p in tower["params"]} == {id(p) for p in model.backbone.model.visual.parameters()}
     assert tower["lr"] == pytest.approx(1e-4)

@@ -28,19 +28,16 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ra
     )
 
 
-def param_groups(model: torch.nn.Module, optim: OptimConfig) -> list[dict]:
-    """The trainable parameters as AdamW groups: the unfrozen backbone parts at lr x `optim.backbone_lr_scale`.
+def param_groups(params: list[torch.nn.Parameter], backbone: torch.nn.Module | None,
+                 optim: OptimConfig) -> list[dict]:
+    """The trainable `params` as AdamW groups: those inside `backbone` at lr x `optim.backbone_lr_scale`.
 
     A pretrained part trained with a fresh head usually wants a smaller step than the head (GR00T and openpi fine-tune
     pretrained weights at 1e-4 or less); with the backbone frozen there is one group.
     """
-    from vla.weights import find_backbone  # lazy: vla.weights imports the backbone (transformers)
-
-    backbone = find_backbone(model)
     in_backbone = {id(p) for p in backbone.parameters()} if backbone is not None else set()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    head = [p for p in trainable if id(p) not in in_backbone]
-    tuned = [p for p in trainable if id(p) in in_backbone]
+    head = [p for p in params if id(p) not in in_backbone]
+    tuned = [p for p in params if id(p) in in_backbone]
     groups = [{"params": head}]
     if tuned:
         groups.append({"params": tuned, "lr": optim.lr * optim.backbone_lr_scale})

@@ -324,15 +324,16 @@ class Workspace:
         model = self._build_model()
         compile_head_blocks(model, cfg, acc.device)
         normalizer = Normalizer.from_dataset(self.plan.dataset, cfg.data.embodiment)
-        self._backbone_fp = weights_fingerprint(find_backbone(model) or model)
+        backbone = find_backbone(model)
+        self._backbone_fp = weights_fingerprint(backbone or model)
         # The data's cameras, image size and rate with the model's chunk length: what the checkpoint records.
         self.spec = read_spec(self.plan.dataset).replace(embodiment=cfg.data.embodiment,
                                                          action_horizon=self.plan.model.head.action_horizon)
         dataset = self._build_dataset(model, normalizer)
         params = [p for p in model.trainable_parameters()]
-        optimizer = torch.optim.AdamW(param_groups(model, cfg.optim), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                      weight_decay=cfg.optim.weight_decay, eps=cfg.optim.eps,
-                                      fused=cfg.optim.fused or None)
+        optimizer = torch.optim.AdamW(param_groups(params, backbone, cfg.optim), lr=cfg.optim.lr,
+                                      betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay,
+                                      eps=cfg.optim.eps, fused=cfg.optim.fused or None)
         scheduler = make_scheduler(optimizer, cfg.steps, cfg.optim.warmup_ratio, cfg.optim.schedule)
         model, optimizer = acc.prepare(model, optimizer)
         if cfg.ema.enabled:

@@ -55,8 +55,9 @@ class ForeignLayout:
 class Embodiment:
     """One robot's state/action layout and how each part is normalized.
 
-    Normalization modes: "identity", "mean_std", "min_max", "q01_q99" (both to [-1, 1]) and "binary" (gripper:
-    thresholded at 0 to -1/+1 after normalization).
+    Normalization modes: "identity", "mean_std", "min_max", "q01_q99" (both to [-1, 1]), "binary" (gripper:
+    thresholded at 0 to -1/+1 after normalization) and "quat_sign" (a quaternion given one of its two signs, so that
+    the same rotation is one input: vla/data/normalize.py).
     """
 
     name: str
@@ -148,7 +149,7 @@ ROBOCASA_PANDA_OMRON = Embodiment(
         "base_pos": "min_max",
         "base_quat": "identity",
         "eef_pos_rel_base": "min_max",
-        "eef_quat_rel_base": "identity",
+        "eef_quat_rel_base": "quat_sign",
         "gripper_qpos": "min_max",
     },
     action_normalization={
@@ -170,7 +171,7 @@ FRANKA_PANDA = Embodiment(
     cameras=CAMERA_NAMES,
     state_layout=_layout(("eef_pos", 3), ("eef_quat", 4), ("gripper_qpos", 2)),
     action_layout=_layout(("eef_delta_pos", 3), ("eef_delta_rot", 3), ("gripper", 1)),
-    state_normalization={"eef_pos": "min_max", "eef_quat": "identity", "gripper_qpos": "min_max"},
+    state_normalization={"eef_pos": "min_max", "eef_quat": "quat_sign", "gripper_qpos": "min_max"},
     action_normalization={"eef_delta_pos": "min_max", "eef_delta_rot": "min_max", "gripper": "binary"},
 )
 

@@ -95,8 +95,9 @@ def test_normalizer_roundtrip_numpy_torch_and_json(tmp_path):
     assert a.min() >= -1 and a.max() <= 1 and np.all(a[:, 7:11] == 0) and set(np.unique(a[:, 6])) <= {-1.0, 1.0}
     np.testing.assert_allclose(norm.unnormalize_action(a), action, atol=1e-9)
     s = norm.normalize_state(state)
-    np.testing.assert_array_equal(s[:, 3:7], state[:, 3:7])  # quaternions are identity
-    np.testing.assert_allclose(norm.unnormalize_state(s), state, atol=1e-9)
+    np.testing.assert_array_equal(s[:, 3:7], state[:, 3:7])  # the base quaternion is identity
+    unsigned = np.r_[0:10, 14:16]  # the eef quaternion (10:14) comes back with one sign: test_quat_sign_mode
+    np.testing.assert_allclose(norm.unnormalize_state(s)[:, unsigned], state[:, unsigned], atol=1e-9)
     chunk = torch.tensor(a[:16], dtype=torch.float32).unsqueeze(0)  # (B, 16, 12) like the model's output
     back = norm.unnormalize_action(chunk)
     assert isinstance(back, torch.Tensor) and back.shape == (1, 16, 12)
@@ -116,6 +117,33 @@ def test_q01_q99_and_mean_std_modes():
     y = norm.normalize_state(x)
     assert y[:, 0].min() == -1 and y[:, 0].max() == 1  # outliers beyond q01/q99 are clipped
     assert abs(y[:, 1].mean()) < 1e-9 and abs(y[:, 1].std() - 1) < 1e-6
+
+
+def test_quat_sign_mode_gives_one_rotation_one_input_and_checkpoints_keep_their_modes():
+    # A gripper pointing down, as robosuite reports it (x, y, z, w with w >= 0): w near 0, so noise flips the sign.
+    rng = np.random.default_rng(2)
+    quat = np.array([0.91, 0.01, 0.41, 0.0]) + rng.normal(scale=0.01, size=(200, 4))
+    quat *= np.where(quat[:, 3:] < 0, -1, 1)  # the w >= 0 rule: x and z change sign from row to row
+    assert 0.2 < (quat[:, 0] > 0).mean() < 0.8
+    state = np.concatenate([rng.normal(size=(200, 10)), quat, rng.normal(size=(200, 2))], axis=1)
+    stats = {"observation.state": compute_stats(state), "action": compute_stats(rng.uniform(-1, 1, (200, 12)))}
+    norm = Normalizer("robocasa_panda_omron", stats)
+    s = norm.normalize_state(state)
+    assert (s[:, 10] > 0).all()  # x is the component largest in the data: it sets the sign
+    np.testing.assert_allclose(np.abs(s[:, 10:14]), np.abs(quat), atol=1e-12)  # the same rotation, one sign
+    np.testing.assert_allclose(norm.normalize_state(-state)[:, 10:14], s[:, 10:14], atol=1e-12)  # q and -q: one input
+    st = norm.normalize_state(torch.tensor(state, dtype=torch.float32))
+    np.testing.assert_allclose(st.numpy(), s, atol=1e-5)
+    # A checkpoint saved with the earlier identity mode keeps it: its quaternions are fed as they were trained.
+    older = norm.to_dict()
+    older["modes"]["observation.state"]["eef_quat_rel_base"] = "identity"
+    np.testing.assert_array_equal(Normalizer.from_dict(older).normalize_state(state)[:, 10:14], quat)
+    older["modes"]["observation.state"]["wrist"] = "identity"
+    with pytest.raises(ValueError, match=r"parts \['wrist'\] that robocasa_panda_omron does not have"):
+        Normalizer.from_dict(older)
+    toy = Embodiment("toy", 9, ("left",), _layout(("q", 3),), _layout(("a", 1),), {"q": "quat_sign"}, {})
+    with pytest.raises(ValueError, match="quat_sign needs a 4-D quaternion, got 3"):
+        Normalizer(toy, {"observation.state": compute_stats(state[:, :3]), "action": compute_stats(state[:, :1])})
 
 
 def test_transforms_train_vs_eval():

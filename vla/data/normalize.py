@@ -12,7 +12,7 @@ from contract.files import atomic_write_json
 from vla.data.names import dataset_column_orders
 from vla.data.stats import load_norm_stats
 
-MODES = ("identity", "mean_std", "min_max", "q01_q99", "binary")
+MODES = ("identity", "mean_std", "min_max", "q01_q99", "binary", "quat_sign")
 _EPS = 1e-8
 _FORMAT = 1
 
@@ -39,6 +39,16 @@ class _Part:
             self.center, self.scale = (hi + lo) / 2, (hi - lo) / 2
         else:
             self.center = self.scale = None
+        # quat_sign: a unit quaternion and its negation are one rotation. robosuite's w >= 0 rule flips the sign at
+        # random for a gripper pointing down (w near 0): 236 of the 300 built-in demos flip mid-episode. So the sign
+        # is set by the component that is largest in the data (by its 1st and 99th percentiles), continuous wherever
+        # that component stays away from 0 (|x| >= 0.86 in those demos).
+        self.sign_axis = None
+        if mode == "quat_sign":
+            if stop - start != 4:
+                raise ValueError(f"part {name!r}: quat_sign needs a 4-D quaternion, got {stop - start} dims")
+            reach = np.maximum(np.abs(stats["q01"][start:stop]), np.abs(stats["q99"][start:stop]))
+            self.sign_axis = start + int(np.argmax(reach))
         if self.scale is not None:
             # A constant dimension (e.g. the unused base in demos) maps to 0 and back to its value.
             self.scale = np.where(self.scale < _EPS, 0.0, self.scale)
@@ -59,6 +69,7 @@ class _VectorNorm:
             binary[sl] = p.mode == "binary"
         self.center, self.scale, self.clip, self.binary = center, scale, clip, binary
         self.const = scale == 0.0
+        self.quats = [(p.start, p.stop, p.sign_axis) for p in parts if p.sign_axis is not None]
 
     def _arrays(self, x):
         if _is_torch(x):
@@ -84,7 +95,10 @@ class _VectorNorm:
         safe = where(const, scale * 0 + 1, scale)
         y = where(const, x * 0, (x - center) / safe)
         y = where(clip, _clip(y), y)
-        return where(binary, where(x > 0, x * 0 + 1, x * 0 - 1), y)
+        y = where(binary, where(x > 0, x * 0 + 1, x * 0 - 1), y)
+        for start, stop, axis in self.quats:  # the same rotation, one sign (the inverse keeps it: still that rotation)
+            y[..., start:stop] = where(x[..., axis:axis + 1] < 0, -x[..., start:stop], x[..., start:stop])
+        return y
 
     def inverse(self, y):
         self._check(y)
@@ -110,21 +124,27 @@ class Normalizer:
     """Maps raw state/action to the model's normalized space and back, per the embodiment's part modes.
 
     min_max and q01_q99 map to [-1, 1] (clipped), mean_std to zero mean / unit std, binary thresholds at 0 to
-    -1/+1, identity passes through. Works on numpy arrays and torch tensors with any leading dimensions.
+    -1/+1, quat_sign gives a quaternion one sign, identity passes through. Works on numpy arrays and torch tensors with
+    any leading dimensions. `modes` (state and action, part -> mode) default to the embodiment's; a checkpoint passes
+    the ones it was trained with.
     """
 
-    def __init__(self, embodiment: str | Embodiment, stats: dict):
+    def __init__(self, embodiment: str | Embodiment, stats: dict, modes: dict | None = None):
         robot = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
         self.embodiment = robot
+        self.modes = {STATE_KEY: dict(robot.state_normalization), ACTION_KEY: dict(robot.action_normalization)}
+        for key, layout in ((STATE_KEY, robot.state_layout), (ACTION_KEY, robot.action_layout)):
+            if modes is not None and key in modes:
+                if unknown := sorted(set(modes[key]) - {p.name for p in layout}):
+                    raise ValueError(f"normalizer modes name {key} parts {unknown} that {robot.name} does not have")
+                self.modes[key] = dict(modes[key])
         self.stats = {k: {s: list(v) if s != "count" else v for s, v in stats[k].items()} for k in (STATE_KEY, ACTION_KEY)}
         for key, dim in ((STATE_KEY, robot.state_dim), (ACTION_KEY, robot.action_dim)):
             for name, values in self.stats[key].items():
                 if name != "count" and len(values) != dim:
                     raise ValueError(f"stats[{key!r}][{name!r}] has {len(values)} values, expected {dim} for {robot.name}")
-        self._state = self._build(robot.state_layout, robot.state_normalization, self.stats[STATE_KEY], robot.state_dim)
-        self._action = self._build(
-            robot.action_layout, robot.action_normalization, self.stats[ACTION_KEY], robot.action_dim
-        )
+        self._state = self._build(robot.state_layout, self.modes[STATE_KEY], self.stats[STATE_KEY], robot.state_dim)
+        self._action = self._build(robot.action_layout, self.modes[ACTION_KEY], self.stats[ACTION_KEY], robot.action_dim)
 
     @staticmethod
     def _build(layout, modes, stats, dim) -> _VectorNorm:
@@ -156,22 +176,18 @@ class Normalizer:
         return {
             "format": _FORMAT,
             "embodiment": robot.name,
-            "modes": {STATE_KEY: dict(robot.state_normalization), ACTION_KEY: dict(robot.action_normalization)},
+            "modes": {key: dict(modes) for key, modes in self.modes.items()},
             "stats": self.stats,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Normalizer":
-        """Rebuild from `to_dict` output; the saved modes must match the registry's (else the model would drift)."""
+        """Rebuild from `to_dict` output, with the modes it was saved with (a checkpoint keeps the normalization it
+        was trained with when the embodiment's defaults change later)."""
         for field in ("embodiment", "stats"):
             if field not in data:
                 raise ValueError(f"normalizer JSON lacks {field!r}; expected keys format, embodiment, modes, stats")
-        robot = get_embodiment(data["embodiment"])
-        saved = data.get("modes")
-        current = {STATE_KEY: dict(robot.state_normalization), ACTION_KEY: dict(robot.action_normalization)}
-        if saved is not None and saved != current:
-            raise ValueError(f"normalizer modes {saved} differ from embodiment {robot.name}'s {current}")
-        return cls(robot, data["stats"])
+        return cls(get_embodiment(data["embodiment"]), data["stats"], data.get("modes"))
 
     def save(self, path: str | Path) -> None:
         """Write normalizer.json."""

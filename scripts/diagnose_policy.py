@@ -6,7 +6,8 @@ locate the target.
     python scripts/diagnose_policy.py controls --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py failures --checkpoint DIR [--episodes 20] [--task all]
     python scripts/diagnose_policy.py probe [--backbones tiny-grounded,tiny] [--image-sizes 128,192,256] [--layers 4]
-                                            [--tokens image,text,point]
+                                            [--tokens image,text,point] [--readouts ridge,attention]
+                                            [--frames all|before-move|first:K]
 
 memorize  one scripted demo, trained without augmentation until it is memorized, then replayed in closed loop on
           its own scene (`rollout.py --demo-seeds`); also its open-loop action error. Fails: the control loop,
@@ -28,7 +29,10 @@ probe     do a frozen backbone's features say where the task's target is? Ridge 
           `--tokens text` reads the tokens after the views instead, the only ones that see the instruction (the
           LLM is causal and the views come first): it matters where the instruction names one of several objects.
           `--tokens point` reads what the backbone says when asked: its decoded answer to the grounding question
-          "point to the object to act on" in each view (not an input the head gets).
+          "point to the object to act on" in each view (not an input the head gets). `--readouts attention` adds a
+          small network that reads the tokens as the head does (a feature a linear map misses still counts);
+          `--frames before-move` or `first:K` keeps only the frames before the object is grasped, or the first K,
+          where the state cannot know where the target is.
 Flags after `--` go to train_vla.py (e.g. `-- --backbone tiny-grounded --cache-features`).
 """
 
@@ -242,8 +246,8 @@ def feature_probe(args, extra: list[str]) -> int:
     from checkpoints.backbones import resolve_backbone
     from vla.backbone import load_backbone
     from vla.config import BackboneConfig
-    from vla.feature_probe import (TOKEN_KINDS, ProbeConfig, pixel_features, pointing_features, probe, record_frames,
-                                   token_features)
+    from vla.feature_probe import (READOUTS, TOKEN_KINDS, ProbeConfig, frame_mask, pixel_features, pointing_features,
+                                   probe, record_frames, token_features)
     from vla.vqa.sft import load_vlm
     from vla.train.preflight import backbone_dims
 
@@ -251,14 +255,20 @@ def feature_probe(args, extra: list[str]) -> int:
                       render_size=args.render_size, seed=args.seed, workers=args.workers)
     sizes, layers = _csv(args.image_sizes, int), _csv(args.layers, int)
     backbones = {name: resolve_backbone(name) for name in _csv(args.backbones)}
+    widths = {}
     for name, ref in backbones.items():  # before minutes of simulation, not after
-        depth = backbone_dims(ref)[1]
+        widths[name], depth = backbone_dims(ref)
         if max(layers) > depth:
             raise ValueError(f"--layers {max(layers)}: backbone {name!r} has {depth} LLM layers; choose 1..{depth}")
     token_kinds = _csv(args.tokens)
     if unknown := sorted(set(token_kinds) - set(TOKEN_KINDS)):
         raise ValueError(f"--tokens {','.join(unknown)}: choose from {','.join(TOKEN_KINDS)}")
-    configs = {f"{name} {size}px L{layer}": BackboneConfig(name_or_path=ref.source, image_size=size, select_layer=layer)
+    readouts = _csv(args.readouts)
+    if unknown := sorted(set(readouts) - set(READOUTS)):
+        raise ValueError(f"--readouts {','.join(unknown)}: choose from {','.join(READOUTS)}")
+    frame_mask(np.zeros((1, 3)), args.frames)  # a malformed --frames fails here, before the simulation
+    configs = {f"{name} {size}px L{layer}": (name, BackboneConfig(name_or_path=ref.source, image_size=size,
+                                                                  select_layer=layer))
                for name, ref in backbones.items() for size in sizes for layer in layers}  # validates sizes and layers
     frames_file = OUT / (f"probe-frames-{'-'.join(cfg.tasks)}-{cfg.episodes}ep-seed{cfg.seed}-stride{cfg.frame_stride}"
                          f"-{cfg.render_size}px.pkl")
@@ -272,30 +282,37 @@ def feature_probe(args, extra: list[str]) -> int:
     rows: dict[str, dict[str, dict]] = {task: {} for task in cfg.tasks}
     for task, episodes in frames.items():
         targets = [e["target_cm"] for e in episodes]
-        rows[task]["state only"] = probe([e["state"] for e in episodes], targets)
-        rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets)
-    for label, config in configs.items():
+        rows[task]["state only"] = probe([e["state"] for e in episodes], targets, frames=args.frames)
+        rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets,
+                                           frames=args.frames)
+    for label, (name, config) in configs.items():
         backbone = load_backbone(config)
         vlm = load_vlm(config.name_or_path, config.image_size) if "point" in token_kinds else None
         instruction_first = backbone.prompt_order == "instruction-first"
         for task, episodes in tqdm(frames.items(), desc=label, unit="task"):
             for kind in token_kinds:
-                if kind == "point":  # the whole model's answer: the same for every --layers
+                if kind == "point":  # the whole model's answer: the same for every --layers; (u, v, visible) per view
                     features = [pointing_features(vlm, e["images"], e["instruction"], instruction_first,
-                                                  config.image_size) for e in episodes]
-                else:
-                    features = [token_features(backbone, e["images"], e["instruction"], kind) for e in episodes]
-                rows[task][f"{label} {kind}"] = probe(features, [e["target_cm"] for e in episodes])
+                                                  config.image_size).reshape(len(e["images"]), -1, 3)
+                                for e in episodes]
+                else:  # one row of `width` per token
+                    features = [token_features(backbone, e["images"], e["instruction"], kind)
+                                .reshape(len(e["images"]), -1, widths[name]) for e in episodes]
+                for readout in readouts:
+                    name = f"{label} {kind}" + ("" if readout == "ridge" else f" {readout}")
+                    rows[task][name] = probe(features, [e["target_cm"] for e in episodes], readout, args.frames)
     print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the "
-          f"scored episodes), fit on the first N of the fit episodes; {cfg.episodes} per task split 60/20/20:")
+          f"scored episodes; frames: {args.frames}), fit on the first N of the fit episodes; {cfg.episodes} per task "
+          f"split 60/20/20; ridge unless the row says 'attention':")
     for task, by_input in rows.items():
         counts = list(next(iter(by_input.values())))
         print(f"\n{task:<32}" + "".join(f"{f'{n} scenes':>16}" for n in counts))
         for label, by_count in by_input.items():
             print(f"{label:<32}" + "".join(f"{by_count[n]['mean_cm']:>9.1f}, {by_count[n]['median_cm']:>4.1f}"
                                            for n in counts))
-    out = OUT / f"feature_probe-{frames_file.stem.removeprefix('probe-frames-')}.json"
-    out.write_text(json.dumps({"config": dataclasses.asdict(cfg), "rows": rows}, indent=2))
+    out = OUT / f"feature_probe-{frames_file.stem.removeprefix('probe-frames-')}-{args.frames.replace(':', '')}.json"
+    out.write_text(json.dumps({"config": dataclasses.asdict(cfg), "frames": args.frames, "readouts": readouts,
+                               "rows": rows}, indent=2))
     print(f"rows: {out}")
     return 0
 
@@ -336,6 +353,10 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", default="image", help="comma-separated: image (every image token), text (the tokens "
                    "after the views, which can read the instruction: mean-pooled, then the last), point (the "
                    "backbone's decoded answer to 'point to the object to act on' in each view)")
+    p.add_argument("--readouts", default="ridge", help="comma-separated: ridge (linear, every token flattened), "
+                   "attention (a small network that reads the tokens as the head does, stopped on the choose episodes)")
+    p.add_argument("--frames", default="all", help="which frames of each episode: all, before-move (until the target "
+                   "first moves: the object not yet grasped), first:K (the first K kept frames)")
     p.add_argument("--task", default="all")
     p.add_argument("--episodes", type=int, default=40, help="expert episodes per task")
     p.add_argument("--frame-stride", type=int, default=8)

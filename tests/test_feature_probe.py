@@ -1,13 +1,14 @@
-"""The feature probe (rung 4): the ridge reads a linear signal and ignores noise, episodes never straddle splits, a
-recorded episode's target is the simulator's, and a backbone's image tokens come out one row per frame."""
+"""The feature probe (rung 4): the ridge reads a linear signal and ignores noise, the attention readout reads what a
+linear map cannot, frames are picked before the target moves, episodes never straddle splits, a recorded episode's
+target is the simulator's, and a backbone's image tokens come out one row per frame."""
 
 import numpy as np
 import pytest
 
 from vla.backbone import load_backbone
 from vla.config import BackboneConfig
-from vla.feature_probe import (ProbeConfig, pixel_features, pointing_features, probe, record_episode, split_episodes,
-                               token_features)
+from vla.feature_probe import (AttentionReadoutConfig, ProbeConfig, frame_mask, pixel_features, pointing_features,
+                               probe, record_episode, split_episodes, token_features)
 
 
 def _episodes(rng, signal: bool, n=20, frames=15, dims=40):
@@ -31,6 +32,46 @@ def test_probe_reads_a_linear_signal_and_not_noise():
     for row in unreadable.values():  # |N(0, 25 I_3)| has mean ~8; no probe can beat guessing the mean by much
         assert row["mean_cm"] > 5.0, unreadable
     assert readable[12]["episodes_scored"] == 4 and readable[12]["frames_scored"] == 60
+
+
+def _pointer_episodes(rng, n=40, frames=10, tokens=8):
+    """Each frame: one token, at a random slot, is flagged and carries the target in its other channels; every other
+    token carries noise of the same size there. The target is the product of flag and value: no linear map reads it."""
+    features, targets = [], []
+    for _ in range(n):
+        x = np.concatenate([np.zeros((frames, tokens, 1)), rng.normal(scale=5.0, size=(frames, tokens, 3))], axis=2)
+        lit = rng.integers(tokens, size=frames)
+        x[np.arange(frames), lit, 0] = 1.0
+        features.append(x)
+        targets.append(x[np.arange(frames), lit, 1:])
+    return features, targets
+
+
+def test_attention_readout_reads_a_pointer_the_ridge_cannot():
+    features, targets = _pointer_episodes(np.random.default_rng(0))
+    ridge = probe(features, targets)
+    attention = probe(features, targets, readout="attention",
+                      attention=AttentionReadoutConfig(max_epochs=40, patience=10))  # short: it learns this in ~20
+    assert list(attention) == list(ridge) == [3, 6, 12, 24]
+    assert ridge[24]["mean_cm"] > 6.0, ridge  # |N(0, 25 I_3)| has mean ~8: the ridge barely beats the mean
+    assert attention[24]["mean_cm"] < 0.5 * ridge[24]["mean_cm"], (attention, ridge)
+    assert attention[24]["chosen"] >= 1  # the epoch kept, chosen on the choose episodes
+    with pytest.raises(ValueError, match="features must be"):
+        probe([f.reshape(len(f), -1) for f in features], targets, readout="attention")
+    with pytest.raises(ValueError, match="readout must be"):
+        probe(features, targets, readout="mlp")
+
+
+def test_frame_mask_keeps_the_frames_before_the_target_moves():
+    still_then_lifted = np.array([[0, 0, 0], [0.2, 0, 0], [0.5, 0, 0.3], [0, 0, 3.0], [0, 0, 0.1]], np.float32)
+    assert frame_mask(still_then_lifted, "before-move").tolist() == [True, True, True, False, False]  # put back: moved
+    assert frame_mask(still_then_lifted, "all").all()
+    assert frame_mask(still_then_lifted, "first:2").tolist() == [True, True, False, False, False]
+    for bad in ("first:0", "first:", "before", "first:x"):
+        with pytest.raises(ValueError, match="frames must be"):
+            frame_mask(still_then_lifted, bad)
+    features = [np.arange(len(still_then_lifted), dtype=float)[:, None]] * 5  # 5 episodes, one feature per frame
+    assert probe(features, [still_then_lifted] * 5, frames="before-move")[3]["frames_scored"] == 3
 
 
 def test_split_is_by_whole_episode_and_disjoint():

@@ -12,16 +12,25 @@ pick-and-place what the grasp tells) and a linear read of the raw pixels (every 
 
 A backbone whose features do no better than the state alone cannot aim; one close to the target's size (the buttons'
 radii are 1.6 and 1.8 cm) gives the head what it needs, if the head can read it as well as a linear map does.
+
+Two questions a linear read of every frame leaves open, each an option: `readout="attention"` fits a small network that
+reads the tokens the way the head does (project, self-attend, pool with a learned query), trained by gradient descent
+and stopped on the choose episodes, so a feature the ridge cannot read linearly still counts; `frames="before-move"`
+keeps only the frames before the target left its first place (the object not yet grasped; every frame of a button
+task), and `frames="first:K"` the first K kept frames of each episode, before the gripper has come near the target:
+there the state cannot know where the object is, so only the cameras can say it.
 """
 
 from __future__ import annotations
 
+import copy
 import multiprocessing as mp
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from contract.embodiments import CAMERA_NAMES, STATE_KEY, TASK_KEY
 
@@ -32,6 +41,8 @@ PIXEL_SIZE = 16
 # to the grounding question "point to the object to act on" in each view (what it can say, not what the head gets).
 HEAD_TOKEN_KINDS = ("image", "text")
 TOKEN_KINDS = HEAD_TOKEN_KINDS + ("point",)
+READOUTS = ("ridge", "attention")
+MOVED_CM = 1.0  # the target counts as moved once it is this far from where the episode found it
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,96 @@ def _ridge_fits(x_fit: np.ndarray, y_fit: np.ndarray, strengths) -> dict[float, 
     return {strength: fit(strength) for strength in strengths}
 
 
+def frame_mask(target_cm: np.ndarray, frames: str) -> np.ndarray:
+    """Which of an episode's kept frames a probe reads: "all"; "before-move", every frame until the target first
+    leaves its starting place by MOVED_CM (all of them for a button); "first:K", the first K."""
+    if frames == "all":
+        return np.ones(len(target_cm), bool)
+    if frames == "before-move":
+        still = np.linalg.norm(target_cm - target_cm[0], axis=1) < MOVED_CM
+        return np.cumprod(still).astype(bool)  # a target put back near its start has still moved
+    if frames.startswith("first:") and frames[len("first:"):].isdigit() and int(frames[len("first:"):]) >= 1:
+        return np.arange(len(target_cm)) < int(frames[len("first:"):])
+    raise ValueError(f"frames must be 'all', 'before-move' or 'first:K' with K >= 1, got {frames!r}")
+
+
+@dataclass(frozen=True)
+class AttentionReadoutConfig:
+    """A small reader of the tokens: far fewer weights than the head's, so it cannot just memorize the fit frames."""
+
+    width: int = 64
+    layers: int = 1
+    heads: int = 4
+    dropout: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    batch_size: int = 64
+    max_epochs: int = 150
+    patience: int = 20  # epochs without a better error on the choose episodes before stopping
+    seed: int = 0
+
+
+class AttentionReadout(nn.Module):
+    """Tokens (B, N, D) -> a position (B, 3): each token projected and given a learned embedding for its slot (which
+    view, where in it), self-attention over them, one learned query attending over the result, then an MLP."""
+
+    def __init__(self, num_tokens: int, dim: int, cfg: AttentionReadoutConfig):
+        super().__init__()
+        self.proj = nn.Linear(dim, cfg.width)
+        self.slot = nn.Parameter(torch.randn(num_tokens, cfg.width) * 0.02)
+        block = nn.TransformerEncoderLayer(cfg.width, cfg.heads, 2 * cfg.width, cfg.dropout, batch_first=True,
+                                           norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, cfg.layers, enable_nested_tensor=False)
+        self.query = nn.Parameter(torch.randn(1, 1, cfg.width) * 0.02)
+        self.pool = nn.MultiheadAttention(cfg.width, cfg.heads, batch_first=True)
+        self.out = nn.Sequential(nn.LayerNorm(cfg.width), nn.Linear(cfg.width, cfg.width), nn.GELU(),
+                                 nn.Linear(cfg.width, 3))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.proj(tokens) + self.slot)
+        pooled, _ = self.pool(self.query.expand(len(h), -1, -1), h, h)
+        return self.out(pooled[:, 0])
+
+
+def fit_attention_readout(x_fit: np.ndarray, y_fit: np.ndarray, x_choose: np.ndarray, y_choose: np.ndarray,
+                          cfg: AttentionReadoutConfig = AttentionReadoutConfig()):
+    """Train an AttentionReadout on (F, N, D) token rows (channels standardized on the fit frames, targets too), keep
+    the epoch with the lowest mean error on the choose frames; returns the predict function and that epoch."""
+    torch.manual_seed(cfg.seed)
+    x_mean, x_std = x_fit.mean((0, 1)), x_fit.std((0, 1)) + 1e-6
+    y_mean, y_std = y_fit.mean(0), y_fit.std(0) + 1e-6
+
+    def tensor(x):
+        return torch.from_numpy(((x - x_mean) / x_std).astype(np.float32))
+
+    xf, xc = tensor(x_fit), tensor(x_choose)
+    yf = torch.from_numpy(((y_fit - y_mean) / y_std).astype(np.float32))
+    model = AttentionReadout(x_fit.shape[1], x_fit.shape[2], cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    def predict_with(net, x: torch.Tensor) -> np.ndarray:
+        net.eval()
+        with torch.no_grad():
+            return net(x).numpy().astype(np.float64) * y_std + y_mean
+
+    best = (np.inf, 0, copy.deepcopy(model.state_dict()))
+    for epoch in range(1, cfg.max_epochs + 1):
+        model.train()
+        for idx in torch.randperm(len(xf), generator=generator).split(cfg.batch_size):
+            loss = F.mse_loss(model(xf[idx]), yf[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        error = euclidean_cm(predict_with(model, xc), y_choose).mean()
+        if error < best[0]:
+            best = (error, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= cfg.patience:
+            break
+    model.load_state_dict(best[2])
+    return (lambda x: predict_with(model, tensor(x))), best[1]
+
+
 def euclidean_cm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred - truth, axis=1)
 
@@ -191,23 +292,36 @@ def scene_counts(num_fit: int) -> tuple[int, ...]:
     return tuple(sorted({max(2, num_fit // k) for k in (8, 4, 2, 1)}))
 
 
-def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict[int, dict]:
-    """Ridge from per-episode features to targets, fit on the first n fit episodes for each n of scene_counts: per n
-    the error on the scored episodes (cm) and the ridge strength chosen on the choose episodes."""
+def probe(features: list[np.ndarray], targets: list[np.ndarray], readout: str = "ridge", frames: str = "all",
+          attention: AttentionReadoutConfig = AttentionReadoutConfig()) -> dict[int, dict]:
+    """A readout from per-episode features to targets, fit on the first n fit episodes for each n of scene_counts: per n
+    the error on the scored episodes (cm) and what was chosen on the choose episodes (the ridge strength, or the
+    attention readout's epoch). Ridge reads each frame's features flattened; the attention readout needs them as
+    (frames, tokens, width). `frames` picks each episode's frames (frame_mask), in every split alike."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    if readout == "attention" and features[0].ndim != 3:
+        raise ValueError("the attention readout reads tokens: features must be (frames, tokens, width)")
+    masks = [frame_mask(t, frames) for t in targets]
     fit, choose, score = split_episodes(len(features))
 
     def stack(idx):
-        return np.concatenate([features[i] for i in idx]).astype(np.float64), np.concatenate([targets[i] for i in idx])
+        x = np.concatenate([features[i][masks[i]] for i in idx]).astype(np.float64)
+        return (x.reshape(len(x), -1) if readout == "ridge" else x), np.concatenate([targets[i][masks[i]] for i in idx])
 
     x_choose, y_choose = stack(choose)
     x_score, y_score = stack(score)
     rows = {}
     for n in scene_counts(len(fit)):
         x_fit, y_fit = stack(fit[:n])
-        predictors = _ridge_fits(x_fit, y_fit, RIDGE_STRENGTHS)
-        errors = {s: euclidean_cm(predict(x_choose), y_choose).mean() for s, predict in predictors.items()}
-        best = min(errors, key=errors.get)
-        err = euclidean_cm(predictors[best](x_score), y_score)
-        rows[n] = {"mean_cm": float(err.mean()), "median_cm": float(np.median(err)), "strength": best,
+        if readout == "ridge":
+            predictors = _ridge_fits(x_fit, y_fit, RIDGE_STRENGTHS)
+            errors = {s: euclidean_cm(predict(x_choose), y_choose).mean() for s, predict in predictors.items()}
+            chosen = min(errors, key=errors.get)
+            predict = predictors[chosen]
+        else:
+            predict, chosen = fit_attention_readout(x_fit, y_fit, x_choose, y_choose, attention)
+        err = euclidean_cm(predict(x_score), y_score)
+        rows[n] = {"mean_cm": float(err.mean()), "median_cm": float(np.median(err)), "chosen": chosen,
                    "frames_scored": int(len(err)), "episodes_scored": int(len(score))}
     return rows

@@ -66,6 +66,17 @@ def test_chunk_is_normalized_in_and_unnormalized_out():
     assert chunk[0, 6] == 1.0
 
 
+def test_the_eef_quaternion_and_its_negation_are_one_input():
+    policy = _policy()
+    obs = _obs()
+    obs[STATE_KEY][10:14] = (-0.91, 0.01, -0.41, 0.002)  # a gripper pointing down, in the sign w >= 0 picked
+    flipped = dict(obs, **{STATE_KEY: obs[STATE_KEY] * np.r_[np.ones(10), -np.ones(4), np.ones(2)].astype(np.float32)})
+    policy.predict_action_chunk(obs)
+    policy.predict_action_chunk(flipped)
+    first, second = (seen["state"] for seen in policy.model.seen[-2:])
+    assert torch.equal(first, second) and first[0, 10].item() == pytest.approx(0.91)
+
+
 def test_batched_obs_give_batched_chunks():
     chunks = _policy().predict_action_chunk(_obs(state2=-1.0, batch=3))
     assert chunks.shape == (3, 16, 12) and chunks[:, 15, 0] == pytest.approx([-0.25] * 3)

@@ -299,8 +299,8 @@ def feature_probe(args, extra: list[str]) -> int:
                     features = [token_features(backbone, e["images"], e["instruction"], kind)
                                 .reshape(len(e["images"]), -1, widths[name]) for e in episodes]
                 for readout in readouts:
-                    name = f"{label} {kind}" + ("" if readout == "ridge" else f" {readout}")
-                    rows[task][name] = probe(features, [e["target_cm"] for e in episodes], readout, args.frames)
+                    row = f"{label} {kind}" + ("" if readout == "ridge" else f" {readout}")
+                    rows[task][row] = probe(features, [e["target_cm"] for e in episodes], readout, args.frames)
     print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the "
           f"scored episodes; frames: {args.frames}), fit on the first N of the fit episodes; {cfg.episodes} per task "
           f"split 60/20/20; ridge unless the row says 'attention':")

@@ -2,6 +2,7 @@
 memorization replay (slow)."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -118,11 +119,38 @@ def test_memorized_demo_replays_to_success_in_closed_loop(monkeypatch, tmp_path)
     (["--image-sizes", "100"], "image_size must be a positive multiple of 32"),
     (["--episodes", "3"], "episodes must be >= 5 per task"),
     (["--tokens", "image,all"], "--tokens all: choose from image,text,point"),
+    (["--readouts", "ridge,mlp"], "--readouts mlp: choose from ridge,attention"),
+    (["--frames", "first:0"], "frames must be 'all', 'before-move' or 'first:K' with K >= 1, got 'first:0'"),
 ])
 def test_probe_refuses_bad_settings_in_one_line_before_simulating(flags, message, capsys):
     assert _diagnose_script().main(["probe", *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_probe_reads_every_token_kind_with_every_readout_from_recorded_frames(monkeypatch, tmp_path, capsys):
+    """The probe's table from frames already recorded (no simulation): two token kinds, two readouts, one frame set."""
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    episodes = [{"images": rng.integers(0, 255, (3, 3, 64, 64, 3), dtype=np.uint8),
+                 "state": rng.normal(size=(3, 16)).astype(np.float32),
+                 "target_cm": np.repeat(rng.normal(size=(1, 3)), 3, axis=0).astype(np.float32),
+                 "instruction": "press the button on the coffee machine"} for _ in range(5)]
+    frames = Path("outputs/diagnose/probe-frames-CoffeePressButton-5ep-seed2000000-stride8-64px.pkl")
+    frames.parent.mkdir(parents=True)
+    frames.write_bytes(pickle.dumps({"CoffeePressButton": episodes}))
+    assert _diagnose_script().main(["probe", "--task", "CoffeePressButton", "--episodes", "5", "--render-size", "64",
+                                    "--backbones", "tiny", "--image-sizes", "64", "--tokens", "image,text",
+                                    "--readouts", "ridge,attention", "--frames", "first:2"]) == 0
+    out = capsys.readouterr().out
+    for row in ("image ", "image attention", "text ", "text attention"):
+        assert f"tiny 64px L4 {row}" in out, out
+    saved = json.loads(Path("outputs/diagnose/feature_probe-CoffeePressButton-5ep-seed2000000-stride8-64px-first2.json")
+                       .read_text())
+    text_rows = saved["rows"]["CoffeePressButton"]["tiny 64px L4 text"]
+    assert saved["frames"] == "first:2" and text_rows["3"]["frames_scored"] == 2  # 1 scored episode, its first 2
 
 
 def test_failures_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):

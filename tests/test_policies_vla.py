@@ -70,7 +70,8 @@ def test_the_eef_quaternion_and_its_negation_are_one_input():
     policy = _policy()
     obs = _obs()
     obs[STATE_KEY][10:14] = (-0.91, 0.01, -0.41, 0.002)  # a gripper pointing down, in the sign w >= 0 picked
-    flipped = dict(obs, **{STATE_KEY: obs[STATE_KEY] * np.r_[np.ones(10), -np.ones(4), np.ones(2)].astype(np.float32)})
+    negate_quat = np.r_[np.ones(10), -np.ones(4), np.ones(2)].astype(np.float32)
+    flipped = dict(obs, **{STATE_KEY: obs[STATE_KEY] * negate_quat})
     policy.predict_action_chunk(obs)
     policy.predict_action_chunk(flipped)
     first, second = (seen["state"] for seen in policy.model.seen[-2:])

@@ -144,7 +144,8 @@ class Normalizer:
                 if name != "count" and len(values) != dim:
                     raise ValueError(f"stats[{key!r}][{name!r}] has {len(values)} values, expected {dim} for {robot.name}")
         self._state = self._build(robot.state_layout, self.modes[STATE_KEY], self.stats[STATE_KEY], robot.state_dim)
-        self._action = self._build(robot.action_layout, self.modes[ACTION_KEY], self.stats[ACTION_KEY], robot.action_dim)
+        self._action = self._build(robot.action_layout, self.modes[ACTION_KEY], self.stats[ACTION_KEY],
+                                   robot.action_dim)
 
     @staticmethod
     def _build(layout, modes, stats, dim) -> _VectorNorm:

@@ -201,8 +201,9 @@ def frame_mask(target_cm: np.ndarray, frames: str) -> np.ndarray:
     if frames == "before-move":
         still = np.linalg.norm(target_cm - target_cm[0], axis=1) < MOVED_CM
         return np.cumprod(still).astype(bool)  # a target put back near its start has still moved
-    if frames.startswith("first:") and frames[len("first:"):].isdigit() and int(frames[len("first:"):]) >= 1:
-        return np.arange(len(target_cm)) < int(frames[len("first:"):])
+    count = frames.removeprefix("first:")
+    if count != frames and count.isdigit() and int(count) >= 1:
+        return np.arange(len(target_cm)) < int(count)
     raise ValueError(f"frames must be 'all', 'before-move' or 'first:K' with K >= 1, got {frames!r}")
 
 

@@ -246,8 +246,8 @@ def feature_probe(args, extra: list[str]) -> int:
     from checkpoints.backbones import resolve_backbone
     from vla.backbone import load_backbone
     from vla.config import BackboneConfig
-    from vla.feature_probe import (READOUTS, TOKEN_KINDS, ProbeConfig, frame_mask, pixel_features, pointing_features,
-                                   probe, record_frames, token_features)
+    from vla.feature_probe import (READOUTS, TOKEN_KINDS, ProbeConfig, parse_frames, pixel_features, pointing_features,
+                                   probe, record_frames, select_frames, token_features)
     from vla.vqa.sft import load_vlm
     from vla.train.preflight import backbone_dims
 
@@ -266,7 +266,7 @@ def feature_probe(args, extra: list[str]) -> int:
     readouts = _csv(args.readouts)
     if unknown := sorted(set(readouts) - set(READOUTS)):
         raise ValueError(f"--readouts {','.join(unknown)}: choose from {','.join(READOUTS)}")
-    frame_mask(np.zeros((1, 3)), args.frames)  # a malformed --frames fails here, before the simulation
+    parse_frames(args.frames)  # a malformed --frames fails here, before the simulation
     configs = {f"{name} {size}px L{layer}": (name, BackboneConfig(name_or_path=ref.source, image_size=size,
                                                                   select_layer=layer))
                for name, ref in backbones.items() for size in sizes for layer in layers}  # validates sizes and layers
@@ -279,12 +279,13 @@ def feature_probe(args, extra: list[str]) -> int:
             frames = record_frames(cfg, progress=bar.update)
         frames_file.parent.mkdir(parents=True, exist_ok=True)
         frames_file.write_bytes(pickle.dumps(frames))
+    # Cut every episode to the frames --frames keeps once, here, so that only those are encoded.
+    frames = {task: [select_frames(e, args.frames) for e in episodes] for task, episodes in frames.items()}
     rows: dict[str, dict[str, dict]] = {task: {} for task in cfg.tasks}
     for task, episodes in frames.items():
         targets = [e["target_cm"] for e in episodes]
-        rows[task]["state only"] = probe([e["state"] for e in episodes], targets, frames=args.frames)
-        rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets,
-                                           frames=args.frames)
+        rows[task]["state only"] = probe([e["state"] for e in episodes], targets)
+        rows[task]["pixels 16x16"] = probe([pixel_features(e["images"]) for e in episodes], targets)
     for label, (name, config) in configs.items():
         backbone = load_backbone(config)
         vlm = load_vlm(config.name_or_path, config.image_size) if "point" in token_kinds else None
@@ -300,7 +301,7 @@ def feature_probe(args, extra: list[str]) -> int:
                                 .reshape(len(e["images"]), -1, widths[name]) for e in episodes]
                 for readout in readouts:
                     row = f"{label} {kind}" + ("" if readout == "ridge" else f" {readout}")
-                    rows[task][row] = probe(features, [e["target_cm"] for e in episodes], readout, args.frames)
+                    rows[task][row] = probe(features, [e["target_cm"] for e in episodes], readout)
     print(f"\nerror of the target's position predicted from each input, cm (mean, median over the frames of the "
           f"scored episodes; frames: {args.frames}), fit on the first N of the fit episodes; {cfg.episodes} per task "
           f"split 60/20/20; ridge unless the row says 'attention':")

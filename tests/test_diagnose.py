@@ -141,6 +141,16 @@ def test_probe_reads_every_token_kind_with_every_readout_from_recorded_frames(mo
     frames = Path("outputs/diagnose/probe-frames-CoffeePressButton-5ep-seed2000000-stride8-64px.pkl")
     frames.parent.mkdir(parents=True)
     frames.write_bytes(pickle.dumps({"CoffeePressButton": episodes}))
+    import vla.feature_probe
+
+    encoded = []  # frames per episode the backbone encodes: only the ones --frames keeps
+
+    def counting(backbone, images, *args, **kwargs):
+        encoded.append(len(images))
+        return token_features(backbone, images, *args, **kwargs)
+
+    token_features = vla.feature_probe.token_features
+    monkeypatch.setattr(vla.feature_probe, "token_features", counting)
     assert _diagnose_script().main(["probe", "--task", "CoffeePressButton", "--episodes", "5", "--render-size", "64",
                                     "--backbones", "tiny", "--image-sizes", "64", "--tokens", "image,text",
                                     "--readouts", "ridge,attention", "--frames", "first:2"]) == 0
@@ -151,6 +161,7 @@ def test_probe_reads_every_token_kind_with_every_readout_from_recorded_frames(mo
                        .read_text())
     text_rows = saved["rows"]["CoffeePressButton"]["tiny 64px L4 text"]
     assert saved["frames"] == "first:2" and text_rows["3"]["frames_scored"] == 2  # 1 scored episode, its first 2
+    assert encoded == [2] * 10  # 5 episodes, two token kinds
 
 
 def test_failures_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):

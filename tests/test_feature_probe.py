@@ -7,8 +7,8 @@ import pytest
 
 from vla.backbone import load_backbone
 from vla.config import BackboneConfig
-from vla.feature_probe import (AttentionReadoutConfig, ProbeConfig, frame_mask, pixel_features, pointing_features,
-                               probe, record_episode, split_episodes, token_features)
+from vla.feature_probe import (AttentionReadoutConfig, ProbeConfig, frame_mask, parse_frames, pixel_features,
+                               pointing_features, probe, record_episode, select_frames, split_episodes, token_features)
 
 
 def _episodes(rng, signal: bool, n=20, frames=15, dims=40):
@@ -70,8 +70,24 @@ def test_frame_mask_keeps_the_frames_before_the_target_moves():
     for bad in ("first:0", "first:", "before", "first:x"):
         with pytest.raises(ValueError, match="frames must be"):
             frame_mask(still_then_lifted, bad)
-    features = [np.arange(len(still_then_lifted), dtype=float)[:, None]] * 5  # 5 episodes, one feature per frame
-    assert probe(features, [still_then_lifted] * 5, frames="before-move")[3]["frames_scored"] == 3
+    for bad in ("first:0", "all ", "first:-1"):
+        with pytest.raises(ValueError, match="frames must be"):
+            parse_frames(bad)
+    assert parse_frames("first:7") == 7 and parse_frames("before-move") == "before-move"
+
+
+def test_select_frames_cuts_every_per_frame_array_alike_and_the_probe_reads_only_those():
+    still_then_lifted = np.array([[0, 0, 0], [0.2, 0, 0], [0.5, 0, 0.3], [0, 0, 3.0], [0, 0, 0.1]], np.float32)
+    episode = {"images": np.arange(5 * 3 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 3, 2, 2, 3),
+               "state": np.arange(5 * 16, dtype=np.float32).reshape(5, 16), "target_cm": still_then_lifted,
+               "instruction": "pick the object"}
+    cut = select_frames(episode, "before-move")
+    assert [len(cut[key]) for key in ("images", "state", "target_cm")] == [3, 3, 3]
+    assert (cut["images"] == episode["images"][:3]).all() and (cut["state"] == episode["state"][:3]).all()
+    assert cut["instruction"] == episode["instruction"]
+    assert len(select_frames(episode, "first:1")["state"]) == 1 and len(select_frames(episode, "all")["state"]) == 5
+    episodes = [select_frames(episode, "before-move")] * 5
+    assert probe([e["state"] for e in episodes], [e["target_cm"] for e in episodes])[3]["frames_scored"] == 3
 
 
 def test_split_is_by_whole_episode_and_disjoint():

@@ -193,18 +193,32 @@ def _ridge_fits(x_fit: np.ndarray, y_fit: np.ndarray, strengths) -> dict[float, 
     return {strength: fit(strength) for strength in strengths}
 
 
+def parse_frames(frames: str) -> str | int:
+    """A frame set as a probe uses it: "all" and "before-move" as they are, "first:K" as K; else one clear error."""
+    if frames in ("all", "before-move"):
+        return frames
+    count = frames.removeprefix("first:")
+    if count != frames and count.isdigit() and int(count) >= 1:
+        return int(count)
+    raise ValueError(f"frames must be 'all', 'before-move' or 'first:K' with K >= 1, got {frames!r}")
+
+
 def frame_mask(target_cm: np.ndarray, frames: str) -> np.ndarray:
     """Which of an episode's kept frames a probe reads: "all"; "before-move", every frame until the target first
     leaves its starting place by MOVED_CM (all of them for a button); "first:K", the first K."""
-    if frames == "all":
+    rule = parse_frames(frames)
+    if rule == "all":
         return np.ones(len(target_cm), bool)
-    if frames == "before-move":
+    if rule == "before-move":
         still = np.linalg.norm(target_cm - target_cm[0], axis=1) < MOVED_CM
         return np.cumprod(still).astype(bool)  # a target put back near its start has still moved
-    count = frames.removeprefix("first:")
-    if count != frames and count.isdigit() and int(count) >= 1:
-        return np.arange(len(target_cm)) < int(count)
-    raise ValueError(f"frames must be 'all', 'before-move' or 'first:K' with K >= 1, got {frames!r}")
+    return np.arange(len(target_cm)) < rule
+
+
+def select_frames(episode: dict, frames: str) -> dict:
+    """A recorded episode (record_episode) cut to the frames `frames` keeps: every per-frame array alike."""
+    keep = frame_mask(episode["target_cm"], frames)
+    return {key: value[keep] if isinstance(value, np.ndarray) else value for key, value in episode.items()}
 
 
 @dataclass(frozen=True)
@@ -293,22 +307,21 @@ def scene_counts(num_fit: int) -> tuple[int, ...]:
     return tuple(sorted({max(2, num_fit // k) for k in (8, 4, 2, 1)}))
 
 
-def probe(features: list[np.ndarray], targets: list[np.ndarray], readout: str = "ridge", frames: str = "all",
+def probe(features: list[np.ndarray], targets: list[np.ndarray], readout: str = "ridge",
           attention: AttentionReadoutConfig = AttentionReadoutConfig()) -> dict[int, dict]:
     """A readout from per-episode features to targets, fit on the first n fit episodes for each n of scene_counts: per n
     the error on the scored episodes (cm) and what was chosen on the choose episodes (the ridge strength, or the
     attention readout's epoch). Ridge reads each frame's features flattened; the attention readout needs them as
-    (frames, tokens, width). `frames` picks each episode's frames (frame_mask), in every split alike."""
+    (frames, tokens, width). Every frame given is read: cut episodes to a frame set first (select_frames)."""
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
     if readout == "attention" and features[0].ndim != 3:
         raise ValueError("the attention readout reads tokens: features must be (frames, tokens, width)")
-    masks = [frame_mask(t, frames) for t in targets]
     fit, choose, score = split_episodes(len(features))
 
     def stack(idx):
-        x = np.concatenate([features[i][masks[i]] for i in idx]).astype(np.float64)
-        return (x.reshape(len(x), -1) if readout == "ridge" else x), np.concatenate([targets[i][masks[i]] for i in idx])
+        x = np.concatenate([features[i] for i in idx]).astype(np.float64)
+        return (x.reshape(len(x), -1) if readout == "ridge" else x), np.concatenate([targets[i] for i in idx])
 
     x_choose, y_choose = stack(choose)
     x_score, y_score = stack(score)

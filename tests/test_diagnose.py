@@ -144,12 +144,12 @@ def test_probe_reads_every_token_kind_with_every_readout_from_recorded_frames(mo
     import vla.feature_probe
 
     encoded = []  # frames per episode the backbone encodes: only the ones --frames keeps
+    real_token_features = vla.feature_probe.token_features
 
     def counting(backbone, images, *args, **kwargs):
         encoded.append(len(images))
-        return token_features(backbone, images, *args, **kwargs)
+        return real_token_features(backbone, images, *args, **kwargs)
 
-    token_features = vla.feature_probe.token_features
     monkeypatch.setattr(vla.feature_probe, "token_features", counting)
     assert _diagnose_script().main(["probe", "--task", "CoffeePressButton", "--episodes", "5", "--render-size", "64",
                                     "--backbones", "tiny", "--image-sizes", "64", "--tokens", "image,text",
